@@ -1,0 +1,69 @@
+"""Test, lint, type-check and benchmark every iodine package together.
+
+``nox`` runs the default sessions: ``tests`` on every CPython from 3.11 up that
+the machine has, then ``lint`` and ``typecheck``. ``nox -s bench`` runs the
+benchmark suite against its peers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+
+
+def packages() -> list[str]:
+    """Every package folder, iodine-core first (the others depend on it)."""
+    found = sorted(
+        path.parent.name for path in (ROOT / "packages").glob("*/pyproject.toml")
+    )
+    return sorted(found, key=lambda name: name != "iodine-core")
+
+
+def install_packages(session: nox.Session) -> None:
+    # All in one command, so the meta package's extras resolve to these folders
+    # rather than to the package index.
+    args: list[str] = []
+    for name in packages():
+        args += ["-e", f"packages/{name}"]
+    session.install(*args)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The test suite, with real sockets, clients and server processes."""
+    install_packages(session)
+    session.install("-r", "tests/requirements.txt")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package."""
+    install_packages(session)
+    session.install("mypy", "-r", "tests/requirements.txt")
+    sources = [f"packages/{name}/src" for name in packages()]
+    session.run("mypy", "--strict", *sources)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark suite: iodine against its peers, same run, pinned cores."""
+    install_packages(session)
+    session.install("-r", "bench/requirements.txt")
+    session.run("python", "-m", "bench", *session.posargs)
