@@ -26,23 +26,24 @@ from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
 
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Callable
+from typing import Any
 
-from iodine.core.addresses import DEFAULT_PORT  # noqa: E402
-from iodine.core.connection import (  # noqa: E402
+from iodine.core.addresses import DEFAULT_PORT
+from iodine.core.connection import (
     CloseReason,
     Connection,
     MissingPackageError,
 )
-from iodine.core.hooks import EVENTS  # noqa: E402
-from iodine.core.listeners import Listener, ListenError  # noqa: E402
-from iodine.core.reactor import Reactor  # noqa: E402
-from iodine.core.services import register_service  # noqa: E402
-from iodine.core.settings import Settings  # noqa: E402
-from iodine.core.timers import Timer  # noqa: E402
+from iodine.core.hooks import EVENTS
+from iodine.core.listeners import Listener, ListenError
+from iodine.core.reactor import Reactor
+from iodine.core.services import register_service
+from iodine.core.settings import Settings
+from iodine.core.timers import Timer
+from iodine.core.version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "DEFAULT_PORT",

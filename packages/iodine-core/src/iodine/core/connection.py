@@ -87,7 +87,9 @@ class Connection(asyncio.BufferedProtocol):
         "_busy",
         "_callbacks",
         "_early",
+        "_factory",
         "_foreign",
+        "_held",
         "_inline",
         "_last_seen",
         "_lock",
@@ -102,7 +104,6 @@ class Connection(asyncio.BufferedProtocol):
         "_write_paused",
         "error",
         "peer",
-        "_factory",
     )
 
     def __init__(
@@ -129,6 +130,7 @@ class Connection(asyncio.BufferedProtocol):
         # Why reading is paused: bit 1 for write backpressure, bit 2 for a backlog
         # of queued events. Reading resumes when both are clear.
         self._paused_by = 0
+        self._held: list[bytes] | None = None
         # Bytes written from other threads that the loop has not sent yet.
         self._foreign = 0
         self._lock = threading.Lock()
@@ -194,7 +196,7 @@ class Connection(asyncio.BufferedProtocol):
         A ``str`` is sent as UTF-8. Returns whether the connection is still open
         (data written to a closing connection is dropped).
         """
-        if type(data) is str:
+        if isinstance(data, str):
             data = data.encode()
         state = self._state
         if state != OPEN_STATE:
@@ -243,9 +245,9 @@ class Connection(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------ asyncio protocol API
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, transport: Any) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport
         self._loop = self._reactor.loop
         self.peer = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(
@@ -282,6 +284,12 @@ class Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         data = self._reactor.read_buffer[:nbytes].tobytes()
         self._last_seen = self._reactor.now
+        if self._paused_by:
+            # uvloop starts reading after connection_made returns even when it
+            # paused reading (as on_open writing a lot does), so one read can
+            # arrive while paused: keep it until reading resumes.
+            self._hold(data)
+            return
         if self._busy:
             self._enqueue(MESSAGE, data)
             return
@@ -299,9 +307,12 @@ class Connection(asyncio.BufferedProtocol):
         except Exception as exc:
             self._failed(exc, MESSAGE)
         else:
-            if result is not None and inspect.iscoroutine(result):
-                if not self._start_coroutine(result, MESSAGE):
-                    return
+            if (
+                result is not None
+                and inspect.iscoroutine(result)
+                and not self._start_coroutine(result, MESSAGE)
+            ):
+                return
         self._resume()
 
     def eof_received(self) -> bool:
@@ -314,7 +325,9 @@ class Connection(asyncio.BufferedProtocol):
         self._state = CLOSED
         if exc is not None and self.error is None:
             self.error = exc
-        reason = self._reason or (CloseReason.PEER if exc is None else CloseReason.ERROR)
+        reason = self._reason or (
+            CloseReason.PEER if exc is None else CloseReason.ERROR
+        )
         self._reactor.discard_connection(self)
         self._post(CLOSE, reason)
         self._post(_CALL, self._release)
@@ -326,9 +339,9 @@ class Connection(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         # The low-water mark is 0, so this means the buffer is empty.
         self._write_paused = False
-        self._resume_reading(1)
         if self._state == OPEN_STATE:
             self._post(DRAINED, None)
+        self._resume_reading(1)
 
     # ------------------------------------------------------- used by the reactor
 
@@ -417,8 +430,18 @@ class Connection(asyncio.BufferedProtocol):
             return
         self._paused_by &= ~why
         if not self._paused_by and self._state == OPEN_STATE:
+            held, self._held = self._held, None
+            for data in held or ():
+                self._post(MESSAGE, data)
             assert self._transport is not None
             self._transport.resume_reading()
+
+    def _hold(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.pause_reading()
+        if self._held is None:
+            self._held = []
+        self._held.append(data)
 
     # ------------------------------------------------------- the event queue
 
@@ -529,9 +552,12 @@ class Connection(asyncio.BufferedProtocol):
     def _thread_done(self, result: Any, error: Exception | None, event: int) -> None:
         if error is not None:
             self._failed(error, event)
-        elif result is not None and inspect.iscoroutine(result):
-            if not self._start_coroutine(result, event):
-                return
+        elif (
+            result is not None
+            and inspect.iscoroutine(result)
+            and not self._start_coroutine(result, event)
+        ):
+            return
         self._resume()
 
     def _failed(self, exc: BaseException, event: int) -> None:

@@ -42,8 +42,14 @@ def handler_factory(handler: object) -> Callable[[], object]:
 
 # Event numbers index a Callbacks table; the connection posts these.
 OPEN, MESSAGE, DRAINED, SHUTDOWN, TIMEOUT, CLOSE = range(6)
-_EVENT_CALLBACKS = ("on_open", "on_message", "on_drained", "on_shutdown",
-                    "on_timeout", "on_close")
+_EVENT_CALLBACKS = (
+    "on_open",
+    "on_message",
+    "on_drained",
+    "on_shutdown",
+    "on_timeout",
+    "on_close",
+)
 
 
 class Callbacks:

@@ -38,8 +38,9 @@ class Hooks:
 
     def add(self, event: str, fn: Hook) -> None:
         if event not in self._hooks:
+            known = ", ".join(EVENTS)
             raise ValueError(
-                f"unknown lifecycle event {event!r}; expected one of {', '.join(EVENTS)}"
+                f"unknown lifecycle event {event!r}; expected one of {known}"
             )
         if not callable(fn):
             raise TypeError(f"on_state needs a callable, not {fn!r}")

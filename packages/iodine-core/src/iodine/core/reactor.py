@@ -23,11 +23,12 @@ from iodine.core.listeners import Listener
 from iodine.core.settings import KIB, Settings
 from iodine.core.threads import ThreadPool
 from iodine.core.timers import Timer
+from iodine.core.version import VERSION
 
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop exists wherever the tests run
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]  # asyncio's own loop stands in
 
 logger = logging.getLogger("iodine.core")
 
@@ -224,9 +225,7 @@ class Reactor:
         def done(task: asyncio.Task[Any]) -> None:
             self._tasks.discard(task)
             if not task.cancelled() and task.exception() is not None:
-                logger.error(
-                    "The %s callback raised.", what, exc_info=task.exception()
-                )
+                logger.error("The %s callback raised.", what, exc_info=task.exception())
 
         if task.done():
             done(task)
@@ -286,7 +285,9 @@ class Reactor:
             self._call_on_loop(lambda: timer.schedule(self.loop))
         return timer
 
-    async def _open_client(self, conn: Connection, endpoint: addresses.Endpoint) -> None:
+    async def _open_client(
+        self, conn: Connection, endpoint: addresses.Endpoint
+    ) -> None:
         try:
             if endpoint.kind == "unix":
                 await self.loop.create_unix_connection(lambda: conn, endpoint.path)
@@ -329,11 +330,9 @@ class Reactor:
             timer.schedule(self.loop)
         self.loop.call_later(TICK_SECONDS, self._tick)
 
-        from iodine import __version__
-
         logger.info(
             "iodine %s running: %s; %d thread%s, %d worker, callbacks %s.",
-            __version__,
+            VERSION,
             ", ".join(f"{lst.url} ({lst.service})" for lst in self._listeners)
             or "no listeners",
             self.settings.threads,

@@ -50,7 +50,7 @@ def find_service(name: str) -> ServiceFactory:
     for entry in entry_points(group="iodine.services", name=name):
         factory = entry.load()
         _services[name] = factory
-        return factory
+        return factory  # type: ignore[no-any-return]  # entry points are untyped
     package = _PACKAGES.get(name)
     if package:
         raise ValueError(
@@ -69,7 +69,9 @@ def raw_service(
     """
     timeout = float(options.pop("timeout", 0))
     if options:
-        raise TypeError(f"unexpected option(s) for a raw listener: {', '.join(options)}")
+        raise TypeError(
+            f"unexpected option(s) for a raw listener: {', '.join(options)}"
+        )
     if handler is None:
         raise TypeError("listen() needs a handler for the raw service")
     handler_factory(handler)  # rejects a bad handler now, not per connection

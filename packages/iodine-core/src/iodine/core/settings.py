@@ -55,9 +55,13 @@ class Settings:
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
         if not isinstance(self.threads, int) or self.threads < 1:
-            raise ValueError(f"threads must be a whole number >= 1, not {self.threads!r}")
+            raise ValueError(
+                f"threads must be a whole number >= 1, not {self.threads!r}"
+            )
         if not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"workers must be a whole number >= 1, not {self.workers!r}")
+            raise ValueError(
+                f"workers must be a whole number >= 1, not {self.workers!r}"
+            )
         if self.workers != 1:
             raise ValueError(
                 "worker processes are not available in this version of iodine; "
@@ -73,4 +77,3 @@ class Settings:
             raise ValueError("max_pending must be at least write_high_water")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout cannot be negative")
-

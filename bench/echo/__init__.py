@@ -1,0 +1,1 @@
+"""The raw TCP echo suite: iodine's native handlers against bare uvloop."""

@@ -1,0 +1,91 @@
+"""The C echo load generator: built on first use, run, and its line parsed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.model import MeasureError
+
+SOURCE = Path(__file__).with_name("client.c")
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    """What one client run reports."""
+
+    messages: int
+    seconds: float
+    errors: int
+    connections: int
+
+    @property
+    def rate(self) -> float:
+        """Round trips per second."""
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+_LINE = re.compile(
+    r"messages=(?P<messages>\d+) seconds=(?P<seconds>[\d.]+) "
+    r"errors=(?P<errors>\d+) connections=(?P<connections>\d+)"
+)
+
+
+def parse_output(text: str) -> EchoResult:
+    """Read the client's one result line.
+
+    Raises:
+        MeasureError: no result line (the client failed before measuring).
+    """
+    match = _LINE.search(text)
+    if match is None:
+        raise MeasureError(f"no result line in echo client output: {text!r}")
+    return EchoResult(
+        messages=int(match["messages"]),
+        seconds=float(match["seconds"]),
+        errors=int(match["errors"]),
+        connections=int(match["connections"]),
+    )
+
+
+def cache_dir() -> Path:
+    """Where built tools live: the user's cache, never the repository."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "iodine-bench"
+
+
+def build() -> Path:
+    """Compile the client unless a build of this exact source exists.
+
+    The binary is named by the source's hash, so editing client.c rebuilds it
+    and nothing stale is ever run.
+
+    Raises:
+        MeasureError: no C compiler, or the source does not compile.
+    """
+    source = SOURCE.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    binary = cache_dir() / f"echo_client-{digest}"
+    if binary.exists():
+        return binary
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        raise MeasureError("the echo client needs gcc (apt-get install gcc)")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    partial = binary.with_suffix(".tmp")
+    done = subprocess.run(
+        [compiler, "-O2", "-Wall", "-o", str(partial), str(SOURCE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise MeasureError(f"compiling {SOURCE.name} failed:\n{done.stderr}")
+    partial.replace(binary)
+    return binary

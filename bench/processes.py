@@ -1,0 +1,253 @@
+"""Servers and load generators as pinned child processes, and what they cost.
+
+Every server runs in its own session (process group) so that stopping it also
+stops the workers that gunicorn and granian fork; the group is signalled by the
+id of the process this module started, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: servers run from here so ``bench.apps`` imports."""
+
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+
+# How long a server may take to start listening. Granian and gunicorn fork
+# workers and import the app in them; a couple of seconds is normal, 30 means
+# something is wrong.
+START_TIMEOUT = 30.0
+
+# How long a server gets to exit after SIGTERM before the group is killed.
+# uvicorn and gunicorn finish open keep-alive connections gracefully first.
+STOP_TIMEOUT = 5.0
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ServerFailed(RuntimeError):
+    """A server did not start listening, or died; the message says why."""
+
+
+@dataclass
+class Server:
+    """A running server process and where it listens."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines the server wrote, for error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(cpu: str, argv: Sequence[str]) -> list[str]:
+    """``argv`` run on one CPU; taskset execs, so the pid stays the program's."""
+    return ["taskset", "-c", cpu, *argv]
+
+
+def python(*args: str) -> list[str]:
+    """This interpreter, so servers run in the same (nox) environment."""
+    return [sys.executable, *args]
+
+
+@contextlib.contextmanager
+def running_server(
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """Start ``argv`` pinned to the server CPU, wait until ``port`` accepts, and
+    stop the whole process group on exit, whatever happened meanwhile.
+
+    Raises:
+        ServerFailed: it exited or did not listen within ``START_TIMEOUT``.
+    """
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            pinned(SERVER_CPU, argv),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    server = Server(name, process, port, log_path)
+    try:
+        _wait_listening(server)
+        yield server
+    finally:
+        stop(process)
+
+
+def _wait_listening(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise ServerFailed(
+                f"{server.name} exited with code {server.process.returncode}:\n"
+                + server.log_tail()
+            )
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", server.port)) == 0:
+                return
+        time.sleep(0.05)
+    raise ServerFailed(
+        f"{server.name} did not listen on port {server.port} within "
+        f"{START_TIMEOUT:.0f} s:\n" + server.log_tail()
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a process started in its own session, and everything it forked."""
+    if process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+    # The leader may be gone while forked workers linger; the group id outlives
+    # it as long as any member does.
+    _signal_group(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(STOP_TIMEOUT)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+# ------------------------------------------------------------- what it costs
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its living descendants (gunicorn and granian fork workers)."""
+    found = [pid]
+    index = 0
+    while index < len(found):
+        current = found[index]
+        index += 1
+        for task in _list_dir(f"/proc/{current}/task"):
+            path = f"/proc/{current}/task/{task}/children"
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in Path(path).read_text().split()]
+    return found
+
+
+def _list_dir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants, all threads."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{member}/stat").read_text()
+            # The command name may hold spaces; the fields after it do not.
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants (VmRSS, summed).
+
+    Summing double-counts pages that forked workers share with their parent;
+    the idle-connection scenario only compares single-process servers.
+    """
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of every child this process has reaped so far.
+
+    A load generator's share is the difference across its run: servers are
+    only reaped when they stop, never while a client runs.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class ClientRun:
+    """What a load generator printed, and the CPU both sides used meanwhile."""
+
+    stdout: str
+    stderr: str
+    returncode: int
+    elapsed: float
+    client_cpu: float
+    server_cpu: float
+
+
+def run_client(
+    argv: Sequence[str], server: Server, timeout: float, cpu: str = CLIENT_CPU
+) -> ClientRun:
+    """Run a load generator pinned to ``cpu`` against ``server``, bounded by
+    ``timeout`` seconds; it is killed if it overruns or we are interrupted."""
+    client_before = children_cpu_seconds()
+    server_before = cpu_seconds(server.pid)
+    started = time.monotonic()
+    done = subprocess.run(
+        pinned(cpu, argv),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    return ClientRun(
+        stdout=done.stdout.decode(errors="replace"),
+        stderr=done.stderr.decode(errors="replace"),
+        returncode=done.returncode,
+        elapsed=elapsed,
+        client_cpu=(children_cpu_seconds() - client_before) / elapsed,
+        server_cpu=(cpu_seconds(server.pid) - server_before) / elapsed,
+    )
