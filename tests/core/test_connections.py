@@ -254,3 +254,13 @@ def test_listen_while_running(reactor: Reactor, runner: Runner) -> None:
             return False
 
     wait_for(echoed)
+
+
+def test_unknown_client_scheme_is_a_clear_error(reactor: Reactor) -> None:
+    with pytest.raises(ValueError, match="cannot open gopher:// URLs"):
+        reactor.connect("gopher://example:70", handler=Echo)
+
+
+def test_raw_connect_rejects_unknown_options(reactor: Reactor) -> None:
+    with pytest.raises(TypeError, match="subprotocols"):
+        reactor.connect("tcp://127.0.0.1:1", handler=Echo, subprotocols=["chat"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -70,10 +71,12 @@ class Recorder:
 
 @pytest.fixture
 def loopless() -> Iterator[Reactor]:
-    """A reactor that believes this thread is its loop thread."""
+    """A reactor that believes this thread runs its (idle) loop."""
     reactor = Reactor()
+    reactor.loop = asyncio.new_event_loop()
     reactor._loop_thread = threading.get_ident()
     yield reactor
+    reactor.loop.close()
 
 
 def feed(conn: Connection, reactor: Reactor, data: bytes) -> None:
@@ -177,3 +180,30 @@ def test_handler_that_cannot_be_made_drops_the_connection(loopless: Reactor) -> 
     transport = FakeTransport()
     conn.connection_made(transport)
     assert transport.aborted
+
+
+def test_read_while_paused_is_held_then_delivered(loopless: Reactor) -> None:
+    # uvloop may deliver one read after connection_made paused reading.
+    handler = Recorder()
+    conn = Connection(loopless, handler)
+    transport = FakeTransport()
+    conn.connection_made(transport)
+    conn.pause_writing()
+    feed(conn, loopless, b"early")
+    assert ("message", b"early") not in handler.events
+    assert not transport.reading
+    conn.resume_writing()
+    assert handler.events[-2:] == [("drained", None), ("message", b"early")]
+
+
+def test_held_read_is_delivered_before_close(loopless: Reactor) -> None:
+    handler = Recorder()
+    conn = Connection(loopless, handler)
+    conn.connection_made(FakeTransport())
+    conn.pause_writing()
+    feed(conn, loopless, b"last words")
+    conn.connection_lost(None)
+    assert handler.events[-2:] == [
+        ("message", b"last words"),
+        ("close", CloseReason.PEER),
+    ]

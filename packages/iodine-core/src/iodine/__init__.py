@@ -38,7 +38,7 @@ from iodine.core.connection import (
 from iodine.core.hooks import EVENTS
 from iodine.core.listeners import Listener, ListenError
 from iodine.core.reactor import Reactor
-from iodine.core.services import register_service
+from iodine.core.services import register_client, register_service
 from iodine.core.settings import Settings
 from iodine.core.timers import Timer
 from iodine.core.version import VERSION
@@ -62,6 +62,7 @@ __all__ = [
     "listen",
     "on_state",
     "reactor",
+    "register_client",
     "register_service",
     "run",
     "run_after",
@@ -129,23 +130,27 @@ def connect(
     port: int | str | None = None,
     handler: object,
     timeout: float = 0,
+    **options: Any,
 ) -> Connection:
-    """Open an outgoing TCP or Unix connection driven by ``handler``.
+    """Open an outgoing connection driven by ``handler``.
 
     The connection opens once iodine runs (at once if it already does). Writes
     made before it opens are sent when it does. A failed connect never raises: it
     calls ``on_close(conn, CloseReason.CONNECT_FAILED)`` with ``conn.error`` set.
 
     Args:
-        url: ``tcp://host:port``, ``raw://host:port`` or ``unix:///path``.
+        url: ``tcp://host:port``, ``raw://host:port`` or ``unix:///path``; other
+            schemes (``ws://``) are opened by the package that speaks them.
         address: Host or Unix socket path, instead of ``url``.
         port: TCP port, with ``address``.
         handler: An object with ``on_*`` callbacks, a class or a factory.
         timeout: Idle seconds before ``on_timeout``; 0 for none.
+        **options: Options of the scheme's client (none for raw connections).
     """
-    return reactor.connect(
-        url, address=address, port=port, handler=handler, timeout=timeout
+    conn: Connection = reactor.connect(
+        url, address=address, port=port, handler=handler, timeout=timeout, **options
     )
+    return conn
 
 
 def run(threads: int | None = None, workers: int | None = None) -> None:

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from iodine.core.handlers import (
@@ -99,6 +100,7 @@ class Connection(asyncio.BufferedProtocol):
         "_reactor",
         "_reason",
         "_state",
+        "_tid",
         "_timeout",
         "_transport",
         "_write_paused",
@@ -134,6 +136,9 @@ class Connection(asyncio.BufferedProtocol):
         # Bytes written from other threads that the loop has not sent yet.
         self._foreign = 0
         self._lock = threading.Lock()
+        # The loop thread's id, known once connected; writes from any other
+        # thread are handed to the loop.
+        self._tid: int | None = None
         # Writes made on a client connection before it is connected.
         self._early: list[bytes] | None = [] if client else None
         self.error: BaseException | None = None
@@ -171,7 +176,7 @@ class Connection(asyncio.BufferedProtocol):
         if seconds < 0:
             raise ValueError("timeout cannot be negative")
         self._timeout = float(seconds)
-        self._last_seen = self._reactor.now
+        self._last_seen = self._reactor.time()
         self._reactor.watch_timeout(self, bool(seconds))
 
     @property
@@ -198,23 +203,31 @@ class Connection(asyncio.BufferedProtocol):
         """
         if isinstance(data, str):
             data = data.encode()
-        state = self._state
-        if state != OPEN_STATE:
-            if state == NEW and self._early is not None:
-                self._early.append(bytes(data))
-                return True
-            return False
-        if not self._reactor.on_loop_thread():
+        if self._state != OPEN_STATE:
+            return self._write_early(data)
+        if get_ident() != self._tid:
             with self._lock:
                 self._foreign += len(data)
             self._reactor.call_soon_threadsafe(self._write_from_thread, bytes(data))
             return True
-        self._send(data)
+        # _send, inlined: this is the hot path of every echo and broadcast.
+        transport = self._transport
+        transport.write(data)  # type: ignore[union-attr]  # open means connected
+        self._last_seen = self._loop.time()  # type: ignore[union-attr]
+        if self._write_paused:
+            self._check_slow_consumer()
         return self._state == OPEN_STATE
+
+    def _write_early(self, data: bytes | bytearray | memoryview) -> bool:
+        with self._lock:
+            if self._state == NEW and self._early is not None:
+                self._early.append(bytes(data))
+                return True
+        return False
 
     def close(self) -> None:
         """Close once everything written so far has been sent. Any thread."""
-        if not self._reactor.on_loop_thread() or self._foreign:
+        if get_ident() != self._tid or self._foreign:
             # Behind any writes other threads queued before this call.
             self._reactor.call_soon_threadsafe(self._close, CloseReason.LOCAL)
         else:
@@ -249,13 +262,14 @@ class Connection(asyncio.BufferedProtocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = transport
         self._loop = self._reactor.loop
+        self._tid = get_ident()
         self.peer = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(
             high=self._reactor.settings.write_high_water, low=0
         )
         closing_early = self._state == CLOSING
         self._state = OPEN_STATE
-        self._last_seen = self._reactor.now
+        self._last_seen = self._loop.time()
         self._reactor.add_connection(self)
         if self._callbacks is _NO_HANDLER:
             try:
@@ -269,10 +283,10 @@ class Connection(asyncio.BufferedProtocol):
                 self._abort(CloseReason.ERROR)
                 return
         self._post(OPEN, None)
-        if self._early:
-            for data in self._early:
-                self._send(data)
-        self._early = None
+        with self._lock:
+            early, self._early = self._early, None
+        for data in early or ():
+            self._send(data)
         if closing_early:
             self._close(CloseReason.LOCAL)
 
@@ -283,7 +297,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         data = self._reactor.read_buffer[:nbytes].tobytes()
-        self._last_seen = self._reactor.now
+        self._last_seen = self._loop.time()  # type: ignore[union-attr]
         if self._paused_by:
             # uvloop starts reading after connection_made returns even when it
             # paused reading (as on_open writing a lot does), so one read can
@@ -313,7 +327,10 @@ class Connection(asyncio.BufferedProtocol):
                 and not self._start_coroutine(result, MESSAGE)
             ):
                 return
-        self._resume()
+        if self._queue:
+            self._resume()
+        else:
+            self._busy = False
 
     def eof_received(self) -> bool:
         # Returning False lets the transport close; connection_lost follows.
@@ -329,6 +346,9 @@ class Connection(asyncio.BufferedProtocol):
             CloseReason.PEER if exc is None else CloseReason.ERROR
         )
         self._reactor.discard_connection(self)
+        held, self._held = self._held, None
+        for data in held or ():  # read while paused: still delivered, in order
+            self._post(MESSAGE, data)
         self._post(CLOSE, reason)
         self._post(_CALL, self._release)
 
@@ -378,7 +398,7 @@ class Connection(asyncio.BufferedProtocol):
         transport = self._transport
         assert transport is not None
         transport.write(data)
-        self._last_seen = self._reactor.now
+        self._last_seen = self._loop.time()  # type: ignore[union-attr]
         if self._write_paused:
             self._check_slow_consumer()
 

@@ -71,7 +71,7 @@ class Reactor:
         self.now = 0.0
         self._loop_thread: int | None = None
         self._listeners: list[Listener] = []
-        self._clients: list[tuple[Connection, addresses.Endpoint]] = []
+        self._clients: list[tuple[Any, addresses.Endpoint]] = []
         self._timers: set[Timer] = set()
         self._connections: set[Managed] = set()
         self._timed: set[Managed] = set()
@@ -136,17 +136,30 @@ class Reactor:
         port: int | str | None = None,
         handler: object,
         timeout: float = 0,
-    ) -> Connection:
+        **options: Any,
+    ) -> Any:
+        scheme = url.partition("://")[0].lower() if url and "://" in url else ""
+        if url and scheme not in ("", "tcp", "unix", "raw"):
+            # ws://, wss:// and the like belong to the package that speaks them.
+            client = services.find_client(scheme)
+            return client(self, url, handler, dict(options, timeout=timeout))
+        if options:
+            raise TypeError(
+                f"unexpected option(s) for a raw connection: {', '.join(options)}"
+            )
         endpoint = addresses.resolve(url, address, port)
-        if endpoint.service not in (None, "raw"):
-            raise ValueError(f"iodine.connect does not speak {endpoint.service!r} yet")
         conn = Connection(self, handler, timeout=timeout, client=True)
+        self.open_client(conn, endpoint)
+        return conn
+
+    def open_client(self, conn: Any, endpoint: addresses.Endpoint) -> None:
+        """Connect ``conn`` (an asyncio protocol with ``connect_failed(exc)``) to
+        ``endpoint`` now, or when the reactor starts."""
         if self.is_running:
             self._call_on_loop(lambda: self._spawn(self._open_client(conn, endpoint)))
         else:
             with self._lock:
                 self._clients.append((conn, endpoint))
-        return conn
 
     def run_after(self, ms: float, fn: Callable[[], Any]) -> Timer:
         return self._add_timer(Timer(self, fn, ms / 1000, 1))

@@ -59,6 +59,43 @@ def find_service(name: str) -> ServiceFactory:
     raise ValueError(f"unknown service {name!r}; installed: {', '.join(_services)}")
 
 
+ClientFactory = Callable[["Reactor", str, Any, dict[str, Any]], Any]
+"""``factory(reactor, url, handler, options)`` opens a client connection for a URL
+scheme core does not speak (``ws``, ``wss``) and returns its connection object;
+``reactor.open_client`` does the connecting."""
+
+_clients: dict[str, ClientFactory] = {}
+
+# Where to find the package of a client scheme that is not installed.
+_CLIENT_PACKAGES = {"ws": "iodine-http", "wss": "iodine-http"}
+
+
+def register_client(scheme: str, factory: ClientFactory) -> None:
+    """Make ``connect(url="SCHEME://...")`` use ``factory``."""
+    _clients[scheme] = factory
+
+
+def find_client(scheme: str) -> ClientFactory:
+    """The client factory for URL ``scheme`` (entry point group ``iodine.clients``).
+
+    Raises:
+        ValueError: no installed package speaks that scheme.
+    """
+    factory = _clients.get(scheme)
+    if factory is not None:
+        return factory
+    for entry in entry_points(group="iodine.clients", name=scheme):
+        factory = entry.load()
+        _clients[scheme] = factory
+        return factory  # type: ignore[no-any-return]  # entry points are untyped
+    package = _CLIENT_PACKAGES.get(scheme)
+    if package:
+        raise ValueError(
+            f"{scheme}:// connections need the {package} package: pip install {package}"
+        )
+    raise ValueError(f"iodine.connect cannot open {scheme}:// URLs")
+
+
 def raw_service(
     reactor: Reactor, handler: object, options: dict[str, Any]
 ) -> Callable[[], asyncio.BaseProtocol]:
