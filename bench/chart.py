@@ -26,6 +26,7 @@ def draw(
 
     matplotlib.use("Agg")  # no display here, and none wanted
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     panels = [
         (scenario, [row for row in rows if row.scenario == scenario.name])
@@ -40,7 +41,7 @@ def draw(
     figure, axes = plt.subplots(
         lines, columns, figsize=(6.5 * columns, 0.6 + 2.8 * lines), squeeze=False
     )
-    figure.suptitle(title)
+    figure.suptitle(f"{title}\nmedian of runs; whiskers from slowest to fastest run")
     peers: dict[str, str] = {}
     for index, (scenario, mine) in enumerate(panels):
         ax = axes[index // columns][index % columns]
@@ -61,17 +62,16 @@ def draw(
         ax.invert_yaxis()
         ax.set_title(scenario.name, fontsize=10)
         ax.set_xlabel(scenario.unit)
-        top = max(medians) if medians else 0.0
-        for position, row in zip(positions, mine, strict=True):
-            text = f"{row.median:,.0f}" if row.median is not None else "n/a"
-            ax.text(
-                (row.median or 0.0) + top * 0.02,
-                position,
-                text,
-                va="center",
-                fontsize=8,
-            )
-        ax.set_xlim(0, top * 1.25 or 1)
+        # Labels go past the whisker's end, where they cannot overlap it.
+        ends = [max(row.high or 0.0, row.median or 0.0) for row in mine]
+        top = max(ends, default=0.0)
+        for position, row, end in zip(positions, mine, ends, strict=True):
+            text = _label(row.median) if row.median is not None else "n/a"
+            ax.text(end + top * 0.02, position, text, va="center", fontsize=8)
+        ax.set_xlim(0, top * 1.3 or 1)
+        ax.xaxis.set_major_formatter(
+            matplotlib.ticker.FuncFormatter(lambda x, _: _label(x))
+        )
         ax.grid(axis="x", alpha=0.3)
     for index in range(len(panels), lines * columns):
         axes[index // columns][index % columns].axis("off")
@@ -81,6 +81,14 @@ def draw(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _label(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.1f}"
 
 
 def _colour(name: str, peers: dict[str, str]) -> str:

@@ -48,6 +48,7 @@ class Measured:
     errors: int = 0
     server_cpu: float | None = None
     client_cpu: float | None = None
+    others_cpu: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -121,6 +122,7 @@ class Row:
     errors: int
     server_cpu: float | None
     client_cpu: float | None
+    others_cpu: float | None
     extra: dict[str, float]
     note: str = ""
 
@@ -227,9 +229,7 @@ def summarize(
             values = [measured.value for measured in mine]
             extra_keys = sorted({key for measured in mine for key in measured.extra})
             extra = {
-                key: statistics.median(
-                    [m.extra[key] for m in mine if key in m.extra]
-                )
+                key: statistics.median([m.extra[key] for m in mine if key in m.extra])
                 for key in extra_keys
             }
             note = ""
@@ -257,6 +257,9 @@ def summarize(
                     ),
                     client_cpu=_median(
                         [m.client_cpu for m in mine if m.client_cpu is not None]
+                    ),
+                    others_cpu=_median(
+                        [m.others_cpu for m in mine if m.others_cpu is not None]
                     ),
                     extra=extra,
                     note=note,

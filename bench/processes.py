@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,16 +177,43 @@ def _list_dir(path: str) -> list[str]:
         return []
 
 
+def _ticks(pid: int | str) -> int:
+    """User + system CPU ticks of one process (all its threads); 0 if gone."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # The command name may hold spaces; the fields after it do not.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+    return 0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` and its descendants, all threads."""
-    total = 0
-    for member in process_tree(pid):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = Path(f"/proc/{member}/stat").read_text()
-            # The command name may hold spaces; the fields after it do not.
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
+    return sum(_ticks(member) for member in process_tree(pid)) / CLOCK_TICKS
+
+
+def all_ticks() -> dict[int, int]:
+    """CPU ticks of every process on the machine but this one."""
+    me = os.getpid()
+    return {
+        int(name): _ticks(name)
+        for name in _list_dir("/proc")
+        if name.isdigit() and int(name) != me
+    }
+
+
+def others_cpu_seconds(
+    before: dict[int, int], after: dict[int, int], ours: Iterable[int]
+) -> float:
+    """CPU time used between two :func:`all_ticks` snapshots by processes that
+    are not ``ours`` (the server's tree; a reaped client is gone from both)."""
+    excluded = set(ours)
+    ticks = sum(
+        used - before.get(pid, 0)
+        for pid, used in after.items()
+        if pid not in excluded and used >= before.get(pid, 0)
+    )
+    return ticks / CLOCK_TICKS
 
 
 def rss_bytes(pid: int) -> int:
@@ -214,6 +241,52 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _cpu_times() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies per CPU since boot, from /proc/stat."""
+    times = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        # user nice system idle iowait irq softirq steal: idle and iowait
+        # are the only time the CPU had nothing to run.
+        values = [int(value) for value in fields[:8]]
+        total = sum(values)
+        times[name] = (total - values[3] - values[4], total)
+    return times
+
+
+def machine_busy(seconds: float = 0.3) -> float:
+    """The busiest CPU's busy share over ``seconds``, while we do nothing."""
+    before = _cpu_times()
+    time.sleep(seconds)
+    after = _cpu_times()
+    shares = [
+        (after[cpu][0] - busy) / max(after[cpu][1] - total, 1)
+        for cpu, (busy, total) in before.items()
+        if cpu in after
+    ]
+    return max(shares, default=0.0)
+
+
+# Another benchmark or build on the same machine skews every figure. Before a
+# measurement the bench waits (up to QUIET_WAIT seconds) for both CPUs to be
+# nearly idle, and reports how busy they were when it went ahead.
+QUIET_SHARE = 0.10
+QUIET_WAIT = 20.0
+
+
+def wait_for_quiet() -> float:
+    """Wait, bounded, until no CPU is busier than ``QUIET_SHARE``; return the
+    last busy share seen (above the threshold if the wait ran out)."""
+    deadline = time.monotonic() + QUIET_WAIT
+    busy = machine_busy()
+    while busy > QUIET_SHARE and time.monotonic() < deadline:
+        time.sleep(0.5)
+        busy = machine_busy()
+    return busy
+
+
 @dataclass
 class ClientRun:
     """What a load generator printed, and the CPU both sides used meanwhile."""
@@ -224,6 +297,7 @@ class ClientRun:
     elapsed: float
     client_cpu: float
     server_cpu: float
+    others_cpu: float
 
 
 def run_client(
@@ -233,6 +307,7 @@ def run_client(
     ``timeout`` seconds; it is killed if it overruns or we are interrupted."""
     client_before = children_cpu_seconds()
     server_before = cpu_seconds(server.pid)
+    machine_before = all_ticks()
     started = time.monotonic()
     done = subprocess.run(
         pinned(cpu, argv),
@@ -243,6 +318,7 @@ def run_client(
         check=False,
     )
     elapsed = time.monotonic() - started
+    others = others_cpu_seconds(machine_before, all_ticks(), process_tree(server.pid))
     return ClientRun(
         stdout=done.stdout.decode(errors="replace"),
         stderr=done.stderr.decode(errors="replace"),
@@ -250,4 +326,5 @@ def run_client(
         elapsed=elapsed,
         client_cpu=(children_cpu_seconds() - client_before) / elapsed,
         server_cpu=(cpu_seconds(server.pid) - server_before) / elapsed,
+        others_cpu=others / elapsed,
     )

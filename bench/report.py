@@ -116,7 +116,7 @@ def results_table(
     units = {scenario.name: scenario.unit for scenario in scenarios}
     headers = ["scenario", "target", "median", "unit", "min - max", "runs"]
     headers += [column.header for column in columns]
-    headers += ["server CPU", "client CPU", "errors", "note"]
+    headers += ["server CPU", "client CPU", "other CPU", "errors", "note"]
     lines = []
     for row in rows:
         spread = (
@@ -139,6 +139,7 @@ def results_table(
                 *extras,
                 format_percent(row.server_cpu),
                 format_percent(row.client_cpu),
+                format_percent(row.others_cpu),
                 str(row.errors),
                 row.note,
             ]
@@ -165,6 +166,7 @@ def render(
     scenarios: Sequence[Scenario],
     rows: Sequence[Row],
     found: Sequence[Ratio],
+    *,
     columns: Sequence[Column] = (),
     notes: Sequence[str] = (),
 ) -> str:

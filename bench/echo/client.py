@@ -1,4 +1,6 @@
-"""The C echo load generator: built on first use, run, and its line parsed."""
+"""The C tools of the echo suite (the load generator and the ceiling server):
+built on first use into a cache, never into the repository; and the client's
+result line, parsed."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from bench.model import MeasureError
 
-SOURCE = Path(__file__).with_name("client.c")
+HERE = Path(__file__).parent
 
 
 @dataclass(frozen=True)
@@ -59,33 +61,40 @@ def cache_dir() -> Path:
     return Path(base) / "iodine-bench"
 
 
-def build() -> Path:
-    """Compile the client unless a build of this exact source exists.
+def build(tool: str = "client") -> Path:
+    """Compile ``bench/echo/<tool>.c`` unless a build of this exact source
+    exists, and return the binary.
 
-    The binary is named by the source's hash, so editing client.c rebuilds it
-    and nothing stale is ever run.
+    The binary is named by the source's hash, so editing the source rebuilds
+    it and nothing stale is ever run.
 
     Raises:
         MeasureError: no C compiler, or the source does not compile.
     """
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()[:16]
-    binary = cache_dir() / f"echo_client-{digest}"
+    source = HERE / f"{tool}.c"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    binary = cache_dir() / f"echo_{tool}-{digest}"
     if binary.exists():
         return binary
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
-        raise MeasureError("the echo client needs gcc (apt-get install gcc)")
+        raise MeasureError("the echo suite needs gcc (apt-get install gcc)")
     binary.parent.mkdir(parents=True, exist_ok=True)
     partial = binary.with_suffix(".tmp")
     done = subprocess.run(
-        [compiler, "-O2", "-Wall", "-o", str(partial), str(SOURCE)],
+        [compiler, "-O2", "-Wall", "-o", str(partial), str(source)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     if done.returncode != 0:
-        raise MeasureError(f"compiling {SOURCE.name} failed:\n{done.stderr}")
+        raise MeasureError(f"compiling {source.name} failed:\n{done.stderr}")
     partial.replace(binary)
     return binary
+
+
+def build_all() -> None:
+    """Build every tool up front, so a compile error stops the suite at once."""
+    build("client")
+    build("server")

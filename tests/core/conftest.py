@@ -52,10 +52,10 @@ class Runner:
 
 
 @pytest.fixture
-def reactor() -> Iterator[Reactor]:
+def reactor() -> Reactor:
     reactor = Reactor()
     reactor.settings.shutdown_timeout = 3
-    yield reactor
+    return reactor
 
 
 @pytest.fixture

@@ -97,7 +97,9 @@ def test_callbacks_never_overlap_and_open_comes_first(
     assert handler.log.count("message>") >= 1
 
 
-def test_thread_mode_runs_callbacks_off_the_loop(reactor: Reactor, runner: Runner) -> None:
+def test_thread_mode_runs_callbacks_off_the_loop(
+    reactor: Reactor, runner: Runner
+) -> None:
     reactor.settings.callbacks = "threads"
     seen: list[str] = []
 

@@ -95,7 +95,10 @@ def test_port_in_use_is_a_clear_error(reactor: Reactor) -> None:
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    with taken, pytest.raises(ListenError, match=r"cannot listen on tcp://127\.0\.0\.1"):
+    with (
+        taken,
+        pytest.raises(ListenError, match=r"cannot listen on tcp://127\.0\.0\.1"),
+    ):
         reactor.listen(port=taken.getsockname()[1], handler=Echo)
 
 
@@ -153,7 +156,9 @@ def test_failed_connect_calls_on_close(reactor: Reactor, runner: Runner) -> None
     assert not conn.is_open
 
 
-def test_close_reasons_and_exactly_one_on_close(reactor: Reactor, runner: Runner) -> None:
+def test_close_reasons_and_exactly_one_on_close(
+    reactor: Reactor, runner: Runner
+) -> None:
     handlers: list[Recorder] = []
 
     def factory() -> Recorder:
@@ -195,10 +200,13 @@ def test_handler_class_object_and_factory(reactor: Reactor, runner: Runner) -> N
         def __init__(self) -> None:
             made.append(self)
 
+    def factory() -> PerConnection:
+        return PerConnection()
+
     listeners = [
         reactor.listen(port=0, handler=shared),
         reactor.listen(port=0, handler=PerConnection),
-        reactor.listen(port=0, handler=lambda: PerConnection()),
+        reactor.listen(port=0, handler=factory),
     ]
     runner.start()
     for listener in listeners:
@@ -237,7 +245,7 @@ def test_listener_close_stops_accepting(reactor: Reactor, runner: Runner) -> Non
         assert recv_exactly(sock, 10) == b"still here"
     # ...but new ones are refused.
     wait_for(lambda: not listener.is_open)
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", listener.port), timeout=2).close()
 
 

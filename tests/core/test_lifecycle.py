@@ -37,7 +37,9 @@ def test_unknown_hook_event_is_rejected(reactor: Reactor) -> None:
         reactor.hooks.add("on_lunch", lambda: None)
 
 
-def test_failing_hook_does_not_stop_the_server(reactor: Reactor, runner: Runner) -> None:
+def test_failing_hook_does_not_stop_the_server(
+    reactor: Reactor, runner: Runner
+) -> None:
     calls: list[str] = []
 
     def broken() -> None:
@@ -111,7 +113,7 @@ def test_stop_before_start_returns_at_once(reactor: Reactor) -> None:
 def test_reactor_runs_again_after_stop(reactor: Reactor) -> None:
     for _ in range(2):
         runner = Runner(reactor)
-        listener = reactor.listen(port=0, handler=lambda: _Echo())
+        listener = reactor.listen(port=0, handler=_Echo)
         runner.start()
         with client(listener.port) as sock:
             sock.sendall(b"again")
@@ -124,7 +126,9 @@ class _Echo:
         conn.write(data)
 
 
-def test_idle_timeout_closes_without_on_timeout(reactor: Reactor, runner: Runner) -> None:
+def test_idle_timeout_closes_without_on_timeout(
+    reactor: Reactor, runner: Runner
+) -> None:
     reasons: list[CloseReason] = []
 
     class Quiet:

@@ -1,4 +1,4 @@
-"""``python -m iodine.cli`` is the ``iodine`` command, for when scripts are not on PATH."""
+"""``python -m iodine.cli``: the ``iodine`` command without the script on PATH."""
 
 from __future__ import annotations
 

@@ -44,10 +44,8 @@ def load_app(spec: str) -> LoadedApp:
         RuntimeFailure: importing the application's module raised.
     """
     target, attr = split_spec(spec)
-    if _is_file(target):
-        module = _import_file(Path(target))
-    else:
-        module = _import_module(target)
+    is_file = _is_file(target)
+    module = _import_file(Path(target)) if is_file else _import_module(target)
     return _find_attribute(module, target, attr)
 
 
@@ -65,9 +63,7 @@ def split_spec(spec: str) -> tuple[str, str]:
     if colon and not _is_dotted_name(attr):
         raise UsageError(f"{attr!r} in APP {spec!r} is not an attribute name; {FORMS}")
     if not _is_file(target) and not _is_dotted_name(target):
-        raise UsageError(
-            f"{target!r} is neither a module name nor a .py file; {FORMS}"
-        )
+        raise UsageError(f"{target!r} is neither a module name nor a .py file; {FORMS}")
     return target, attr
 
 

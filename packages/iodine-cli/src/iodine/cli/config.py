@@ -12,23 +12,30 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from iodine.core.settings import KIB, MIB
-
 from iodine.cli.errors import UsageError
+from iodine.core.settings import KIB, MIB
 
 DEFAULT_PORT = 3000
 
 
-class Interface(str, Enum):
+class Interface(StrEnum):
     """The application interface; ``auto`` lets iodine-http detect it."""
 
     AUTO = "auto"
     ASGI = "asgi"
     WSGI = "wsgi"
+
+
+class Lifespan(StrEnum):
+    """ASGI lifespan events: ``auto`` runs them if the application takes them."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
 
 
 # Ruby iodine's -V takes facil.io's numeric levels; names are accepted too.
@@ -66,6 +73,21 @@ def parse_verbosity(value: str) -> int:
     return level
 
 
+# Options whose feature is not built yet, in the order they are checked:
+# (ServeOptions field, how it is spelled, what is missing).
+UNBUILT = (
+    ("workers", "-w/--workers", "worker processes are"),
+    ("public", "-www/--public", "serving static files is"),
+    ("max_message_kib", "-maxms", "WebSockets are"),
+    ("ping", "-ping", "WebSockets are"),
+    ("tls", "-tls", "TLS is"),
+    ("tls_cert", "-tls-cert", "TLS is"),
+    ("tls_key", "-tls-key", "TLS is"),
+    ("tls_pass", "-tls-pass", "TLS is"),
+    ("redis", "-r/--redis", "Redis pub/sub is"),
+)
+
+
 @dataclass
 class ServeOptions:
     """The ``iodine serve`` command line, parsed and in the user's units.
@@ -97,6 +119,7 @@ class ServeOptions:
     pid: Path | None = None
     verbosity: int = logging.INFO
     interface: Interface = Interface.AUTO
+    lifespan: Lifespan = Lifespan.AUTO
     forwarded_allow_ips: str | None = None
     root_path: str | None = None
     max_header_line_kib: int | None = None
@@ -113,37 +136,21 @@ class ServeOptions:
         Raises:
             UsageError: naming the option (or its environment variable).
         """
-        missing = self._unavailable()
-        if missing:
-            flag, feature = missing[0]
-            raise UsageError(
-                f"{self._source(flag)}: {feature} not available in this version "
-                "of iodine"
-            )
+        for name, flags, feature in UNBUILT:
+            if self._asks_for(name):
+                raise UsageError(
+                    f"{self._source(name, flags)}: {feature} not available in "
+                    "this version of iodine"
+                )
 
-    def _unavailable(self) -> list[tuple[str, str]]:
-        """``(option, feature)`` for each unbuilt feature asked for, in flag order."""
-        wanted: list[tuple[str, str]] = []
-        if self.workers is not None and self.workers > 1:
-            wanted.append(("workers", "worker processes are"))
-        if self.public is not None:
-            wanted.append(("public", "serving static files is"))
-        if self.max_message_kib is not None:
-            wanted.append(("max_message_kib", "WebSockets are"))
-        if self.ping is not None:
-            wanted.append(("ping", "WebSockets are"))
-        if self.tls:
-            wanted.append(("tls", "TLS is"))
-        for name in ("tls_cert", "tls_key", "tls_pass"):
-            if getattr(self, name) is not None:
-                wanted.append((name, "TLS is"))
-        if self.redis is not None:
-            wanted.append(("redis", "Redis pub/sub is"))
-        return wanted
+    def _asks_for(self, name: str) -> bool:
+        value = getattr(self, name)
+        if name == "workers":
+            return value is not None and value > 1  # one process is what runs
+        return value is not None and value is not False
 
-    def _source(self, name: str) -> str:
+    def _source(self, name: str, flags: str) -> str:
         """How the user set option ``name``: its flags, or ``VAR=value``."""
-        flags = FLAGS[name]
         if name in self.env:
             return f"{self.env[name]} (read as {flags})"
         if name == "workers":
@@ -152,7 +159,10 @@ class ServeOptions:
 
     def listen_options(self) -> dict[str, Any]:
         """Keyword arguments for ``iodine.listen(service="http", ...)``, in bytes."""
-        options: dict[str, Any] = {"interface": self.interface.value}
+        options: dict[str, Any] = {
+            "interface": self.interface.value,
+            "lifespan": self.lifespan.value,
+        }
         if self.log:
             options["access_log"] = True
         given: dict[str, Any] = {
@@ -174,17 +184,3 @@ class ServeOptions:
 
 def _scaled(value: int | None, unit: int) -> int | None:
     return None if value is None else value * unit
-
-
-# How each option is spelled on the command line, for error messages.
-FLAGS = {
-    "workers": "-w/--workers",
-    "public": "-www/--public",
-    "max_message_kib": "-maxms",
-    "ping": "-ping",
-    "tls": "-tls",
-    "tls_cert": "-tls-cert",
-    "tls_key": "-tls-key",
-    "tls_pass": "-tls-pass",
-    "redis": "-r/--redis",
-}

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import iodine
-from iodine.core.services import find_service
-
 from iodine.cli.apps import load_app
 from iodine.cli.config import ServeOptions
 from iodine.cli.errors import RuntimeFailure, UsageError
+from iodine.core.services import find_service
 
-logger = logging.getLogger("iodine.core")
+logger = logging.getLogger("iodine.cli")
 
 
 def serve(options: ServeOptions) -> None:

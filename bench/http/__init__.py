@@ -1,0 +1,1 @@
+"""The HTTP suite: wrk against iodine-http, uvicorn, granian and gunicorn."""

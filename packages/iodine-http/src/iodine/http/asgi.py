@@ -1,0 +1,309 @@
+"""ASGI 3 over an HTTP/1.1 exchange: the scope, ``receive`` and ``send``.
+
+The application is started with ``reactor.start_task``: an eager task on
+Python 3.12+, so its first step runs at once, inside the read that brought the
+request, with ``asyncio.current_task()`` set (anyio, hence Starlette and
+FastAPI, need it) and its own copy of the contextvars context. An application
+that answers without waiting never costs a loop iteration; pipelined requests
+then answer within one read and one write. Python 3.11 has no eager tasks and
+gets a plain task: correct, one loop iteration slower.
+
+``receive`` and ``send`` are plain functions returning futures, not
+coroutines: when the body is already read or the transport can take the
+response (nearly always) they return a finished future, which ``await`` passes
+through without suspending (``shared/PERFORMANCE.md``: +4 % per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from iodine.http.exchange import BODY, DONE, STARTED, WAITING, Exchange
+from iodine.http.headers import encode_head
+from iodine.http.proxy import forwarded_client
+
+if TYPE_CHECKING:
+    from iodine.http.protocol import HttpProtocol
+
+logger = logging.getLogger("iodine.http")
+
+# Request bodies above this are held back from a reader that is not reading;
+# the same value as the protocol's pause threshold.
+_HIGH_WATER = 64 * 1024
+
+# Trailer states: none asked for, asked for, body ended and trailers due.
+_NO_TRAILERS, _TRAILERS, _TRAILERS_DUE = 0, 1, 2
+
+# Files are sent in pieces of this size, each read on a worker thread.
+_FILE_CHUNK = 256 * 1024
+
+
+class ClientDisconnected(OSError):
+    """``send`` after the client went away (ASGI spec 2.4 asks for an OSError).
+
+    Frameworks catch it (Starlette turns it into ``ClientDisconnect``) and stop
+    producing a response nobody will read.
+    """
+
+
+def connection_scope(protocol: HttpProtocol) -> dict[str, Any]:
+    """The part of every request's scope that is fixed for a connection."""
+    server = protocol.server
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": protocol.scheme,
+        "server": protocol.server_address,
+        "client": protocol.client,
+        "root_path": server.config.root_path,
+        "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
+    }
+
+
+def decode_path(raw_path: bytes) -> str:
+    """The percent-decoded, UTF-8 path ASGI puts in ``scope["path"]``."""
+    if b"%" in raw_path or not raw_path.isascii():
+        return unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    return raw_path.decode("ascii")
+
+
+class AsgiExchange(Exchange):
+    """One request served by an ASGI application."""
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_disconnected",
+        "_request_done",
+        "_trailer_lines",
+        "_trailers",
+        "_waiter",
+    )
+
+    def __init__(self, *request: Any) -> None:
+        Exchange.__init__(self, *request)
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._waiter: asyncio.Future[dict[str, Any]] | None = None
+        self._request_done = False
+        self._disconnected = False
+        self._trailers = _NO_TRAILERS
+        self._trailer_lines: list[bytes] | None = None
+
+    # -------------------------------------------------------- running
+
+    def run(self) -> None:
+        protocol = self.protocol
+        server = protocol.server
+
+        # The scope: the connection's template and this request's parts.
+        scope = protocol.template.copy()
+        scope["method"] = self.method
+        scope["http_version"] = self.http_version
+        raw_path = self.raw_path
+        if b"%" in raw_path or not raw_path.isascii():
+            path = decode_path(raw_path)
+        else:
+            path = raw_path.decode("ascii")
+        root_path = server.config.root_path
+        if root_path:
+            scope["path"] = root_path + path
+            scope["raw_path"] = server.root_path_bytes + self.raw_path
+        else:
+            scope["path"] = path
+            scope["raw_path"] = self.raw_path
+        scope["query_string"] = self.query
+        scope["headers"] = self.headers
+        if self.forwarded and protocol.proxy_trusted:
+            self.client, self.scheme = forwarded_client(
+                self.headers, server.config.forwarded_allow_ips, self.client, "http"
+            )
+            scope["client"] = self.client
+            scope["scheme"] = self.scheme
+        lifespan = server.lifespan
+        if lifespan is not None and lifespan.state is not None:
+            scope["state"] = lifespan.state.copy()
+
+        # The application, eagerly started where Python allows.
+        try:
+            task = server.reactor.start_task(server.app(scope, self.receive, self.send))
+        except Exception:
+            logger.exception(
+                "The ASGI application failed to start for %s %s.",
+                self.method,
+                self.target.decode("latin-1"),
+            )
+            self.fail()
+            return
+        if task.done():
+            self._app_done(task)
+        else:
+            server.tasks.add(task)
+            task.add_done_callback(self._app_done)
+
+    def _app_done(self, task: asyncio.Task[Any]) -> None:
+        self.protocol.server.tasks.discard(task)
+        if task.cancelled():
+            error: BaseException | None = asyncio.CancelledError()
+        else:
+            error = task.exception()
+        if error is not None:
+            if self._disconnected and isinstance(error, OSError):
+                logger.debug("Client gone during %s %s.", self.method, self.target)
+            else:
+                logger.error(
+                    "Exception in the ASGI application for %s %s:",
+                    self.method,
+                    self.target.decode("latin-1"),
+                    exc_info=error,
+                )
+            self.fail()
+        elif self.state != DONE:
+            if not self._disconnected:
+                logger.error(
+                    "The ASGI application returned without completing its "
+                    "response to %s %s.",
+                    self.method,
+                    self.target.decode("latin-1"),
+                )
+            self.fail()
+
+    # ---------------------------------------------------------- receive
+
+    def receive(self) -> asyncio.Future[dict[str, Any]]:
+        """The next ``http.request`` or ``http.disconnect`` message."""
+        future: asyncio.Future[dict[str, Any]] = self.protocol.loop.create_future()
+        if self._chunks or (self.body_done and not self._request_done):
+            future.set_result(self._take_body())
+        elif self._disconnected or self.state == DONE:
+            future.set_result({"type": "http.disconnect"})
+        else:
+            if self.expect_continue and not self.continue_sent:
+                self.protocol.send_continue(self)
+            self._waiter = future
+        return future
+
+    def _take_body(self) -> dict[str, Any]:
+        chunks = self._chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        if self._buffered > _HIGH_WATER:
+            self.protocol.resume_body()
+        self._buffered = 0
+        more = not self.body_done
+        if not more:
+            self._request_done = True
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    def feed_body(self, data: bytes) -> None:
+        if self.state == DONE or self._disconnected:
+            return  # answered already: the rest of the body is dropped
+        waiter = self._waiter
+        if waiter is not None and not self._request_done:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(
+                    {"type": "http.request", "body": data, "more_body": True}
+                )
+                return
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > _HIGH_WATER:
+            self.protocol.pause_body()
+
+    def end_body(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not self._request_done:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(self._take_body())
+
+    def lost(self) -> None:
+        self._disconnected = True
+        self._wake_with_disconnect()
+
+    def _wake_with_disconnect(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result({"type": "http.disconnect"})
+
+    def finish(self, trailers: bytes = b"") -> None:
+        super().finish(trailers)
+        # After the response, receive() reports the exchange as over.
+        self._wake_with_disconnect()
+
+    def fail(self) -> None:
+        super().fail()
+        self._wake_with_disconnect()
+
+    # ------------------------------------------------------------- send
+
+    def send(self, message: dict[str, Any]) -> asyncio.Future[None]:
+        """Take one response message; the future is done when it may go on."""
+        kind = message["type"]
+        state = self.state
+        if kind == "http.response.body" and state in (STARTED, BODY):
+            if self._disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            more = message.get("more_body", False)
+            if self._trailers:
+                if not more and self._trailers == _TRAILERS:
+                    self._trailers = _TRAILERS_DUE
+                    more = True
+                elif self._trailers == _TRAILERS_DUE:
+                    raise RuntimeError("http.response.body after the last body")
+            self.send_body(message.get("body", b""), more)
+            protocol = self.protocol
+            return protocol.drain() if protocol.write_paused else protocol.done
+        if kind == "http.response.start" and state == WAITING:
+            if self._disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            self.start_response(message["status"], message.get("headers", ()))
+            if message.get("trailers", False):
+                self._trailers = _TRAILERS
+            return self.protocol.done
+        if kind == "http.response.trailers" and self._trailers != _NO_TRAILERS:
+            return self._send_trailers(message)
+        if kind == "http.response.pathsend" and state == STARTED:
+            return self.protocol.loop.create_task(self._send_file(message["path"]))
+        if self._disconnected:
+            raise ClientDisconnected("the client closed the connection")
+        if state == DONE:
+            raise RuntimeError(f"ASGI message {kind!r} after the response was complete")
+        raise RuntimeError(f"unexpected ASGI message {kind!r} at this point")
+
+    def _send_trailers(self, message: dict[str, Any]) -> asyncio.Future[None]:
+        if self._trailers == _TRAILERS:
+            raise RuntimeError("http.response.trailers before the end of the body")
+        block = encode_head(200, message.get("headers", ())).block
+        # Drop the status line; keep the validated header lines.
+        lines = self._trailer_lines
+        if lines is None:
+            lines = self._trailer_lines = []
+        lines.append(block[block.index(b"\r\n") + 2 :])
+        if not message.get("more_trailers", False) and self.state != DONE:
+            self.finish(b"".join(lines) if self.chunked else b"")
+        return self.protocol.done
+
+    async def _send_file(self, path: str | os.PathLike[str]) -> None:
+        """``http.response.pathsend``: the file as the body, read off the loop.
+
+        Known limitation: the file is read in pieces on a worker thread and
+        written through the transport; zero-copy ``sendfile`` comes with the
+        static-file service.
+        """
+        with await asyncio.to_thread(open, path, "rb") as file:
+            while True:
+                chunk = await asyncio.to_thread(file.read, _FILE_CHUNK)
+                if self._disconnected:
+                    raise ClientDisconnected("the client closed the connection")
+                more = len(chunk) == _FILE_CHUNK
+                self.send_body(chunk, more)
+                if not more:
+                    return
+                await self.protocol.drain()

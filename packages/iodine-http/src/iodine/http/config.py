@@ -1,0 +1,170 @@
+"""The options of an HTTP listener, their defaults and why they are what they are.
+
+``iodine.listen(service="http", ...)`` and ``iodine serve`` share these names;
+:func:`from_options` turns the keyword arguments of ``listen`` into an
+:class:`HttpConfig`, rejecting what it does not know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from iodine.http.proxy import TrustedProxies
+
+KIB = 1024
+MIB = 1024 * KIB
+
+Interface = Literal["auto", "asgi", "wsgi"]
+LifespanMode = Literal["auto", "on", "off"]
+
+
+@dataclass
+class HttpConfig:
+    """Settings of one HTTP listener.
+
+    Attributes:
+        interface: ``"asgi"``, ``"wsgi"`` or ``"auto"``: a coroutine function
+            (or an object whose ``__call__`` is one) is ASGI, anything else
+            callable is WSGI.
+        lifespan: ASGI lifespan events. ``"auto"`` runs them and carries on
+            quietly if the application does not support them; ``"on"`` makes a
+            failed start-up stop the server; ``"off"`` never sends them.
+        root_path: The mount point of the application (ASGI ``root_path``,
+            WSGI ``SCRIPT_NAME``) when a proxy serves it under a prefix.
+        max_body: Largest request body in bytes.
+        max_header_line: Longest request line or header line in bytes.
+        max_headers: Most header fields in one request.
+        max_header_bytes: Largest request head (request line and headers).
+        header_timeout: Seconds a client has to send a complete request head.
+        keep_alive: Seconds an idle keep-alive connection stays open.
+        max_connections: Concurrent connections on this listener; None for no
+            cap beyond the file-descriptor reserve.
+        fd_reserve: File descriptors kept free for the application.
+        forwarded_allow_ips: Peers whose proxy headers are believed.
+        server_header: Value of a ``Server`` header, or None to send none.
+        access_log: Log one line per request to the ``iodine.access`` logger.
+    """
+
+    interface: Interface = "auto"
+    lifespan: LifespanMode = "auto"
+    root_path: str = ""
+
+    # Ruby iodine's default (-maxbd 50). nginx allows 1 MiB, which breaks
+    # ordinary photo uploads; 50 MiB still bounds what one request can make the
+    # server hold. Over it the client gets 413 Content Too Large: at once when
+    # Content-Length says so, or when the chunked body read so far passes it.
+    max_body: int = 50 * MIB
+
+    # nginx's large_client_header_buffers and Apache's LimitRequestLine (8190)
+    # both stop at 8 KiB. A longer request line gets 414 URI Too Long, a longer
+    # header line 431 Request Header Fields Too Large.
+    max_header_line: int = 8 * KIB
+
+    # Apache allows 100 fields (LimitRequestFields); browsers send 10-20. Past
+    # 128 the client gets 431.
+    max_headers: int = 128
+
+    # Ruby iodine's default head limit (-maxhd 32); Node.js allows 16 KiB. A
+    # bigger head (line and headers together) gets 431.
+    max_header_bytes: int = 32 * KIB
+
+    # Apache's mod_reqtimeout gives 20 s for the first header byte-range; nginx
+    # waits 60 s. 20 s is ample for a real client on a slow link and caps how
+    # long a slowloris connection holds a slot. The client gets 408 Request
+    # Timeout and the connection closes. (uvicorn has no such limit.)
+    header_timeout: float = 20.0
+
+    # Ruby iodine's -k default. Long enough to reuse a connection across the
+    # clicks of a page visit; an idle connection past it is closed silently, as
+    # RFC 9112 section 9.8 allows.
+    keep_alive: float = 40.0
+
+    # No fixed cap by default: the file-descriptor reserve below bounds the
+    # connections a process can take. With a cap, the client over it gets
+    # 503 Service Unavailable and the connection closes.
+    max_connections: int | None = None
+
+    # Ruby iodine keeps 64 descriptors spare for the application's own files
+    # and database connections; a connection that would eat into them gets 503
+    # and is closed instead of starving the application.
+    fd_reserve: int = 64
+
+    # Like uvicorn and gunicorn: only a proxy on this machine is believed.
+    forwarded_allow_ips: TrustedProxies = field(
+        default_factory=lambda: TrustedProxies("127.0.0.1")
+    )
+
+    # No Server header by default: it tells attackers what to aim at and
+    # clients need none.
+    server_header: str | None = None
+
+    # Off by default: logging every request costs more than serving a small
+    # one. When on, one common-log-format line per request goes to stderr.
+    access_log: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first option that cannot work."""
+        if self.interface not in ("auto", "asgi", "wsgi"):
+            raise ValueError(
+                f"interface must be 'auto', 'asgi' or 'wsgi', not {self.interface!r}"
+            )
+        if self.lifespan not in ("auto", "on", "off"):
+            raise ValueError(
+                f"lifespan must be 'auto', 'on' or 'off', not {self.lifespan!r}"
+            )
+        if not isinstance(self.root_path, str) or self.root_path.endswith("/"):
+            raise ValueError(
+                f"root_path must be a path without a trailing '/', "
+                f"not {self.root_path!r}"
+            )
+        for name in ("max_body", "max_header_line", "max_headers"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("max_header_bytes", self.max_header_bytes)
+        if self.max_header_bytes < self.max_header_line:
+            raise ValueError("max_header_bytes must be at least max_header_line")
+        for name in ("header_timeout", "keep_alive"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a number of seconds above 0")
+        if self.max_connections is not None:
+            _positive_int("max_connections", self.max_connections)
+        if not isinstance(self.fd_reserve, int) or self.fd_reserve < 0:
+            raise ValueError("fd_reserve must be a whole number >= 0")
+        if self.server_header is not None and (
+            not isinstance(self.server_header, str)
+            or any(c in self.server_header for c in "\r\n\0")
+        ):
+            raise ValueError("server_header must be one line of text or None")
+
+
+def _positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+
+
+_NAMES = frozenset(f.name for f in fields(HttpConfig))
+
+
+def from_options(options: dict[str, Any]) -> HttpConfig:
+    """Build a config from ``listen`` keyword arguments, popping those it uses.
+
+    Raises:
+        TypeError: an option is not one of the HTTP service's.
+        ValueError: an option has a value that cannot work.
+    """
+    known = {name: options.pop(name) for name in list(options) if name in _NAMES}
+    if options:
+        raise TypeError(
+            f"unexpected option(s) for an http listener: {', '.join(options)}"
+        )
+    allow = known.get("forwarded_allow_ips")
+    if allow is not None and not isinstance(allow, TrustedProxies):
+        known["forwarded_allow_ips"] = TrustedProxies(allow)
+    if known.get("max_connections") == 0:
+        known["max_connections"] = None
+    if "access_log" in known:
+        known["access_log"] = bool(known["access_log"])
+    config = HttpConfig(**known)
+    config.validate()
+    return config

@@ -1,0 +1,417 @@
+"""WSGI (PEP 3333) over an HTTP/1.1 exchange, on iodine's thread pool.
+
+The application runs on a pool thread; the connection stays on the loop. The
+two meet in an :class:`WsgiExchange`:
+
+* the request body flows loop -> thread through a condition variable, piece by
+  piece as it arrives (``wsgi.input`` never needs the whole body in memory, and
+  reading pauses when the application falls 64 KiB behind);
+* the response flows thread -> loop with ``call_soon_threadsafe``, one call per
+  piece the application yields, so an iterable is sent as it is produced. A
+  list or tuple (the common ``[b"..."]``) is joined and sent in one call, with
+  its Content-Length, as one ``transport.write``;
+* the thread waits while more than :data:`MAX_IN_FLIGHT` bytes it produced
+  are not yet written, or while the transport's buffer is full, so a large
+  response cannot pile up in memory.
+
+``close()`` of the application's iterable is always called, also when the
+client went away or the application failed halfway.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from iodine.http.asgi import ClientDisconnected
+from iodine.http.exchange import DONE, Exchange
+from iodine.http.headers import ResponseError
+from iodine.http.proxy import forwarded_client
+
+if TYPE_CHECKING:
+    from iodine.http.protocol import HttpProtocol
+
+logger = logging.getLogger("iodine.http")
+
+# Request body bytes held for an application that reads slowly.
+_HIGH_WATER = 64 * 1024
+
+# Response bytes a thread may have handed to the loop but not yet written.
+MAX_IN_FLIGHT = 256 * 1024
+
+# How long a waiting thread sleeps before it looks again, in case a wake-up
+# raced with the flag it waits on (the loop sets write_paused without a lock).
+_RECHECK_SECONDS = 0.5
+
+_ENVIRON_KEYS: dict[bytes, str] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+}
+
+
+def connection_environ(protocol: HttpProtocol) -> dict[str, Any]:
+    """The part of every request's environ that is fixed for a connection."""
+    server = protocol.server
+    host, port = protocol.server_address or ("localhost", 0)
+    client = protocol.client
+    return {
+        "SCRIPT_NAME": server.config.root_path,
+        "SERVER_NAME": host,
+        "SERVER_PORT": str(port),
+        "REMOTE_ADDR": client[0] if client else "",
+        "REMOTE_PORT": str(client[1]) if client else "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": protocol.scheme,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
+    }
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file sent in blocks, closed when done."""
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while True:
+            block = read(self.blksize)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+class RequestBody:
+    """``wsgi.input``: the request body, read as it arrives."""
+
+    def __init__(self, exchange: WsgiExchange) -> None:
+        self._exchange = exchange
+        self._buffer = bytearray()
+        self._eof = False
+
+    def _fill(self) -> bool:
+        """Append the next piece to the buffer; False at the end of the body."""
+        if self._eof:
+            return False
+        data = self._exchange.pull()
+        if not data:
+            self._eof = True
+            return False
+        self._buffer += data
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        buffer = self._buffer
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            size = len(buffer)
+        else:
+            while len(buffer) < size and self._fill():
+                pass
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        buffer = self._buffer
+        limit = -1 if size is None else size
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end >= 0:
+                end += 1
+                break
+            if 0 <= limit <= len(buffer):
+                break
+            start = len(buffer)
+            if not self._fill():
+                break
+        if end < 0:
+            end = len(buffer)
+        if 0 <= limit < end:
+            end = limit
+        data = bytes(buffer[:end])
+        del buffer[:end]
+        return data
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
+class WsgiExchange(Exchange):
+    """One request served by a WSGI application on a pool thread."""
+
+    __slots__ = (
+        "_chunks",
+        "_cond",
+        "_disconnected",
+        "_head_sent",
+        "_in_flight",
+        "_queued",
+        "_response_headers",
+        "_response_status",
+    )
+
+    def __init__(self, *request: Any) -> None:
+        Exchange.__init__(self, *request)
+        self._cond = threading.Condition(threading.Lock())
+        self._chunks: list[bytes] = []
+        self._queued = 0
+        self._disconnected = False
+        self._in_flight = 0
+        self._head_sent = False
+        self._response_status: int | None = None
+        self._response_headers: Any = None
+
+    # ------------------------------------------------- loop thread side
+
+    def run(self) -> None:
+        # A fresh context per request: pool threads are reused, and one
+        # request's context variables must not leak into the next.
+        self.protocol.server.reactor.pool.submit(contextvars.Context().run, self._serve)
+
+    def feed_body(self, data: bytes) -> None:
+        if self.state == DONE or self._disconnected:
+            return
+        with self._cond:
+            self._chunks.append(data)
+            self._queued += len(data)
+            queued = self._queued
+            self._cond.notify()
+        if queued > _HIGH_WATER:
+            self.protocol.pause_body()
+
+    def end_body(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def lost(self) -> None:
+        with self._cond:
+            self._disconnected = True
+            self._cond.notify_all()
+
+    def writing_resumed(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _deliver(self, head: tuple[int, Any] | None, data: bytes, more: bool) -> None:
+        with self._cond:
+            self._in_flight -= len(data)
+            self._cond.notify_all()
+        if self.state == DONE or self.protocol.is_closed:
+            return
+        if head is not None:
+            try:
+                self.start_response(*head)
+            except ResponseError as exc:
+                logger.error(
+                    "The WSGI application gave an invalid response to %s %s: %s",
+                    self.method,
+                    self.target.decode("latin-1"),
+                    exc,
+                )
+                self._stop_thread()
+                self.fail()
+                return
+        self.send_body(data, more)
+
+    def _failed(self) -> None:
+        if self.state != DONE:
+            self.fail()
+
+    def _stop_thread(self) -> None:
+        # Makes the thread's next write raise, so it stops producing.
+        with self._cond:
+            self._disconnected = True
+            self._cond.notify_all()
+
+    # ------------------------------------------------ pool thread side
+
+    def pull(self) -> bytes:
+        """The body received so far (waiting for some); b"" at its end."""
+        cond = self._cond
+        with cond:
+            while not self._chunks and not self.body_done:
+                if self._disconnected:
+                    raise ClientDisconnected("the client closed the connection")
+                if self.expect_continue and not self.continue_sent:
+                    self._post(self.protocol.send_continue, self)
+                    self.continue_sent = True
+                cond.wait(_RECHECK_SECONDS)
+            chunks = self._chunks
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            queued, self._queued = self._queued, 0
+        if queued > _HIGH_WATER:
+            self._post(self.protocol.resume_body)
+        return data
+
+    def _post(self, fn: Callable[..., object], *args: object) -> None:
+        self.protocol.server.reactor.call_soon_threadsafe(fn, *args)
+
+    def _serve(self) -> None:
+        """Call the application and hand its response to the loop."""
+        try:
+            environ = self._environ()
+            result = self.protocol.server.app(environ, self._start_response)
+        except ClientDisconnected:
+            return
+        except Exception:
+            self._log_failure()
+            self._post(self._failed)
+            return
+        try:
+            if isinstance(result, list | tuple) and not self._head_sent:
+                self._emit(b"".join(result), False)
+            else:
+                for piece in result:
+                    if piece:
+                        self._emit(piece, True)
+                self._emit(b"", False)
+        except ClientDisconnected:
+            pass
+        except Exception:
+            self._log_failure()
+            self._post(self._failed)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    self._log_failure()
+
+    def _start_response(
+        self, status: str, headers: Any, exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self._head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self._response_status is not None:
+            raise RuntimeError("start_response called twice without exc_info")
+        try:
+            code = int(status.split(" ", 1)[0])
+        except (AttributeError, ValueError):
+            raise ResponseError(f"invalid WSGI status {status!r}") from None
+        self._response_status = code
+        self._response_headers = headers
+        return self._write
+
+    def _write(self, data: bytes) -> None:
+        """The ``write()`` callable of PEP 3333 (for old applications)."""
+        if data:
+            self._emit(data, True)
+
+    def _emit(self, data: bytes, more: bool) -> None:
+        status = self._response_status
+        if status is None:
+            raise RuntimeError("the WSGI application did not call start_response")
+        cond = self._cond
+        protocol = self.protocol
+        with cond:
+            while (
+                self._in_flight > MAX_IN_FLIGHT or protocol.write_paused
+            ) and not self._disconnected:
+                cond.wait(_RECHECK_SECONDS)
+            if self._disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            self._in_flight += len(data)
+        head = None
+        if not self._head_sent:
+            self._head_sent = True
+            head = (status, self._response_headers)
+        self._post(self._deliver, head, data, more)
+
+    def _log_failure(self) -> None:
+        logger.error(
+            "Exception in the WSGI application for %s %s:",
+            self.method,
+            self.target.decode("latin-1"),
+            exc_info=True,
+        )
+
+    def _environ(self) -> dict[str, Any]:
+        protocol = self.protocol
+        environ = protocol.template.copy()
+        environ["REQUEST_METHOD"] = self.method
+        raw_path = self.raw_path
+        path = (
+            unquote_to_bytes(raw_path).decode("latin-1")
+            if b"%" in raw_path
+            else raw_path.decode("latin-1")
+        )
+        root_path = protocol.server.config.root_path
+        if root_path and path.startswith(root_path):
+            rest = path[len(root_path) :]
+            if not rest or rest[0] == "/":
+                path = rest
+        environ["PATH_INFO"] = path
+        environ["QUERY_STRING"] = self.query.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + self.http_version
+        environ["wsgi.input"] = RequestBody(self)
+        if self.forwarded and protocol.proxy_trusted:
+            client, scheme = forwarded_client(
+                self.headers,
+                protocol.server.config.forwarded_allow_ips,
+                self.client,
+                self.scheme,
+            )
+            self.client, self.scheme = client, scheme
+            environ["wsgi.url_scheme"] = scheme
+            if client is not None:
+                environ["REMOTE_ADDR"] = client[0]
+                environ["REMOTE_PORT"] = str(client[1])
+        keys = _ENVIRON_KEYS
+        for name, raw_value in self.headers:
+            key = keys.get(name)
+            if key is None:
+                if b"_" in name:
+                    # "x_user" and "x-user" would both become HTTP_X_USER; a
+                    # client could then override what a proxy set. Dropped,
+                    # as nginx and gunicorn do.
+                    continue
+                key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+                if len(keys) < 1024:
+                    keys[name] = key
+            value = raw_value.decode("latin-1")
+            if key in environ:
+                separator = "; " if key == "HTTP_COOKIE" else ","
+                value = environ[key] + separator + value
+            environ[key] = value
+        return environ

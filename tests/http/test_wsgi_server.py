@@ -1,0 +1,118 @@
+"""WSGI (PEP 3333) over real sockets, on the thread pool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.http.conftest import ResponseReader, Server
+
+APP = "http_test_apps:wsgi_app"
+
+
+@pytest.fixture(scope="module")
+def server(servers: Callable[..., Server]) -> Server:
+    return servers(APP, root_path="/mount")
+
+
+def test_wsgi_hello_world_gets_a_content_length(server: Server) -> None:
+    response = httpx.get(server.url("/"))
+    assert response.text == "Hello, WSGI!"
+    assert response.headers["content-length"] == "12"
+    assert response.headers["date"].endswith(" GMT")
+
+
+def test_wsgi_input_streams_a_chunked_body(server: Server) -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB, beyond the 64 KiB pause mark
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(body), 10_000):
+            yield body[start : start + 10_000]
+
+    response = httpx.post(server.url("/echo"), content=pieces())
+    assert response.content == body
+
+
+def test_wsgi_input_readlines(server: Server) -> None:
+    response = httpx.post(server.url("/lines"), content=b"a\nb\nc")
+    assert response.text == "3"
+
+
+def test_wsgi_iterable_is_sent_as_produced_with_chunks(server: Server) -> None:
+    with server.connect() as sock:
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        response = ResponseReader(sock).read()
+    assert response.header("transfer-encoding") == "chunked"
+    assert response.body == b"one,two,three"
+
+
+def test_wsgi_close_is_called(server: Server) -> None:
+    assert httpx.get(server.url("/close")).content == b"first,second"
+    assert "MARK closed fail=False" in server.wait_for_log("closed fail=False")
+
+
+def test_wsgi_close_is_called_when_iteration_fails(server: Server) -> None:
+    raw = server.exchange(b"GET /close-error HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200")
+    assert not raw.endswith(b"0\r\n\r\n")
+    log = server.wait_for_log("closed fail=True")
+    assert "MARK closed fail=True" in log
+    assert "boom while iterating" in log
+
+
+def test_wsgi_file_wrapper_sends_the_file(server: Server) -> None:
+    assert httpx.get(server.url("/file")).content == b"f" * 200_000
+
+
+def test_wsgi_write_callable(server: Server) -> None:
+    response = httpx.get(server.url("/write"))
+    assert response.content == b"helloworld"
+    assert response.headers["content-length"] == "10"
+
+
+def test_wsgi_exception_is_500_and_the_server_lives_on(server: Server) -> None:
+    assert httpx.get(server.url("/error")).status_code == 500
+    assert "RuntimeError: boom in WSGI" in server.wait_for_log("boom in WSGI")
+    assert httpx.get(server.url("/")).status_code == 200
+
+
+def test_wsgi_environ(server: Server) -> None:
+    raw = server.exchange(
+        b"POST /mount/environ?q=%20x HTTP/1.1\r\nHost: t\r\nContent-Type: text/x\r\n"
+        b"Content-Length: 0\r\nX-Twice: a\r\nX-Twice: b\r\nX_Under: sneaky\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    environ = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert environ == {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "/mount",
+        "PATH_INFO": "/environ",
+        "QUERY_STRING": "q=%20x",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "text/x",
+        "CONTENT_LENGTH": "0",
+        "HTTP_X_TWICE": "a,b",
+        "HTTP_X_UNDER": None,
+        "wsgi.url_scheme": "http",
+    }
+
+
+def test_wsgi_pipelined_requests_answer_in_order(server: Server) -> None:
+    with server.connect() as sock:
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /write HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        reader = ResponseReader(sock)
+        bodies = [reader.read().body for _ in range(3)]
+    assert bodies == [b"Hello, WSGI!", b"one,two,three", b"helloworld"]
+
+
+def test_interface_option_forces_wsgi(servers: Callable[..., Server]) -> None:
+    server = servers(APP, interface="wsgi")
+    assert httpx.get(server.url("/")).text == "Hello, WSGI!"
