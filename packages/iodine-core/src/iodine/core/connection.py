@@ -132,7 +132,7 @@ class Connection(asyncio.BufferedProtocol):
         # Why reading is paused: bit 1 for write backpressure, bit 2 for a backlog
         # of queued events. Reading resumes when both are clear.
         self._paused_by = 0
-        self._held: list[bytes] | None = None
+        self._held: list[Any] | None = None
         # Bytes written from other threads that the loop has not sent yet.
         self._foreign = 0
         self._lock = threading.Lock()
@@ -296,28 +296,34 @@ class Connection(asyncio.BufferedProtocol):
         return self._reactor.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = self._reactor.read_buffer[:nbytes].tobytes()
         self._last_seen = self._loop.time()  # type: ignore[union-attr]
+        self._deliver(self._reactor.read_buffer[:nbytes].tobytes())
+
+    def _deliver(self, message: Any) -> None:
+        """Hand one message to ``on_message``, in order with the other events.
+
+        Protocols built on this class (WebSocket, SSE) call it with each
+        decoded message; raw connections with each read.
+        """
         if self._paused_by:
             # uvloop starts reading after connection_made returns even when it
             # paused reading (as on_open writing a lot does), so one read can
             # arrive while paused: keep it until reading resumes.
-            self._hold(data)
+            self._hold(message)
             return
         if self._busy:
-            self._enqueue(MESSAGE, data)
+            self._enqueue(MESSAGE, message)
             return
         fn, is_async = self._callbacks.table[MESSAGE]
         if fn is None:
             return
+        self._busy = True
         if is_async or not self._inline:
-            self._busy = True
-            self._run(MESSAGE, data)
+            self._run(MESSAGE, message)
             return
         # The common case, inlined: a plain on_message run on the loop.
-        self._busy = True
         try:
-            result = fn(self, data)
+            result = fn(self, message)
         except Exception as exc:
             self._failed(exc, MESSAGE)
         else:
@@ -456,7 +462,7 @@ class Connection(asyncio.BufferedProtocol):
             assert self._transport is not None
             self._transport.resume_reading()
 
-    def _hold(self, data: bytes) -> None:
+    def _hold(self, data: Any) -> None:
         assert self._transport is not None
         self._transport.pause_reading()
         if self._held is None:
