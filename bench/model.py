@@ -49,6 +49,7 @@ class Measured:
     server_cpu: float | None = None
     client_cpu: float | None = None
     others_cpu: float | None = None
+    others_top: tuple[str, ...] = ()
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -211,21 +212,37 @@ def _median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+# A measurement during which other processes took more than this share of a
+# core is left out of the median when the same target has quieter ones: a
+# neighbour's benchmark or test run, not the server, set its figure.
+NOISY_LIMIT = 0.5
+
+
+def _quiet(measured: list[Measured]) -> list[Measured]:
+    quiet = [m for m in measured if (m.others_cpu or 0.0) <= NOISY_LIMIT]
+    return quiet or measured
+
+
 def summarize(
     plan: Sequence[tuple[Scenario, list[str]]],
     samples: Sequence[Sample],
     failures: Sequence[Failure],
     unavailable: dict[str, str],
 ) -> list[Row]:
-    """One row per planned (scenario, target), in plan order."""
+    """One row per planned (scenario, target), in plan order.
+
+    Runs disturbed by other processes (``NOISY_LIMIT``) are left out when
+    quieter ones exist, and the row's note says so.
+    """
     rows = []
     for scenario, names in plan:
         for name in names:
-            mine = [
+            taken = [
                 sample.measured
                 for sample in samples
                 if sample.scenario == scenario.name and sample.target == name
             ]
+            mine = _quiet(taken)
             values = [measured.value for measured in mine]
             extra_keys = sorted({key for measured in mine for key in measured.extra})
             extra = {
@@ -243,6 +260,11 @@ def summarize(
                 ]
                 if reasons:
                     note = f"failed {len(reasons)}x: {reasons[-1]}"
+            if len(mine) < len(taken):
+                left_out = len(taken) - len(mine)
+                note = "; ".join(
+                    filter(None, [note, f"{left_out} noisy run(s) left out"])
+                )
             rows.append(
                 Row(
                     scenario=scenario.name,

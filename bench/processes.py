@@ -204,16 +204,29 @@ def all_ticks() -> dict[int, int]:
 
 def others_cpu_seconds(
     before: dict[int, int], after: dict[int, int], ours: Iterable[int]
-) -> float:
-    """CPU time used between two :func:`all_ticks` snapshots by processes that
-    are not ``ours`` (the server's tree; a reaped client is gone from both)."""
+) -> dict[int, float]:
+    """CPU seconds used between two :func:`all_ticks` snapshots by each process
+    that is not ``ours`` (the server's tree; a reaped client is in neither)."""
     excluded = set(ours)
-    ticks = sum(
-        used - before.get(pid, 0)
-        for pid, used in after.items()
-        if pid not in excluded and used >= before.get(pid, 0)
-    )
-    return ticks / CLOCK_TICKS
+    used = {}
+    for pid, ticks in after.items():
+        delta = ticks - before.get(pid, 0)
+        if pid not in excluded and delta > 0:
+            used[pid] = delta / CLOCK_TICKS
+    return used
+
+
+def process_name(pid: int) -> str:
+    """A short name for a process: its program and first argument, or the
+    kernel's name for it."""
+    with contextlib.suppress(OSError):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        words = [word.decode(errors="replace") for word in argv[:2] if word]
+        if words:
+            name = " ".join(Path(words[0]).name.split() + words[1:2])
+            return name[:40]
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return f"pid {pid}"
 
 
 def rss_bytes(pid: int) -> int:
@@ -298,6 +311,7 @@ class ClientRun:
     client_cpu: float
     server_cpu: float
     others_cpu: float
+    others_top: tuple[str, ...] = ()
 
 
 def run_client(
@@ -319,6 +333,7 @@ def run_client(
     )
     elapsed = time.monotonic() - started
     others = others_cpu_seconds(machine_before, all_ticks(), process_tree(server.pid))
+    busiest = sorted(others, key=others.__getitem__, reverse=True)[:3]
     return ClientRun(
         stdout=done.stdout.decode(errors="replace"),
         stderr=done.stderr.decode(errors="replace"),
@@ -326,5 +341,8 @@ def run_client(
         elapsed=elapsed,
         client_cpu=(children_cpu_seconds() - client_before) / elapsed,
         server_cpu=(cpu_seconds(server.pid) - server_before) / elapsed,
-        others_cpu=others / elapsed,
+        others_cpu=sum(others.values()) / elapsed,
+        others_top=tuple(
+            f"{process_name(pid)} {others[pid] / elapsed:.0%}" for pid in busiest
+        ),
     )

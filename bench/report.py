@@ -10,6 +10,7 @@ import datetime
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class Header:
     command: str
     method: str
     versions: dict[str, str]
+    revision: str = "unknown"
 
 
 def make_header(title: str, method: str, packages: Iterable[str]) -> Header:
@@ -57,7 +59,25 @@ def make_header(title: str, method: str, packages: Iterable[str]) -> Header:
         command=shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
         method=method,
         versions={name: package_version(name) for name in packages},
+        revision=git_revision(),
     )
+
+
+def git_revision() -> str:
+    """The checked-out commit, ``-dirty`` if the tree has changes: iodine's
+    figures belong to the code that produced them."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
 def package_version(name: str) -> str:
@@ -179,6 +199,7 @@ def render(
         f"- Python: {header.python}",
         f"- Machine: {header.machine}",
         f"- Command: `{header.command}`",
+        f"- Revision: {header.revision}",
         f"- Versions: {versions}",
         f"- Method: {header.method}",
         "",

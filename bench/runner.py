@@ -118,7 +118,8 @@ def _measure(
             if (measured.others_cpu or 0.0) > NOISY_SHARE:
                 print(
                     f"{label}: other processes took {measured.others_cpu:.0%} "
-                    "of a core meanwhile; measuring again"
+                    f"of a core meanwhile ({', '.join(measured.others_top)}); "
+                    "measuring again"
                 )
                 wait_for_quiet()
                 again = scenario.measure(server, options.duration)

@@ -44,8 +44,15 @@ def run(
 
     # Summarise, in the order the suite declares.
     rows = summarize(plan, outcome.samples, outcome.failures, outcome.unavailable)
-    planned = {scenario.name for scenario, _ in plan}
-    found = ratios([bar for bar in suite.bars if bar.scenario in planned], rows)
+    # Only the bars whose both sides were meant to run (--only may drop some).
+    planned = {(scenario.name, name) for scenario, names in plan for name in names}
+    bars = [
+        bar
+        for bar in suite.bars
+        if (bar.scenario, bar.numerator) in planned
+        and (bar.scenario, bar.denominator) in planned
+    ]
+    found = ratios(bars, rows)
 
     # Report what was run and how.
     method = (
@@ -68,7 +75,9 @@ def run(
         "in either. `other CPU`: the same for every other process on the "
         "machine; above a few percent something else competed for the cores "
         "(the bench waits for a quiet machine before each measurement and "
-        "measures again, once, when another process took over 25 % of a core)."
+        "measures again, once, when others took over 25 % of a core, and "
+        "leaves runs where they took over 50 % out of the median when quieter "
+        "runs exist)."
     )
     markdown = render(
         header,

@@ -73,6 +73,7 @@ def echo_load(size: int) -> Callable[[Server, float], Measured]:
             server_cpu=ran.server_cpu,
             client_cpu=ran.client_cpu,
             others_cpu=ran.others_cpu,
+            others_top=ran.others_top,
         )
 
     return measure

@@ -32,6 +32,14 @@ def wrk_load(
         if ran.returncode != 0:
             raise MeasureError(f"wrk exited {ran.returncode}: {ran.stderr.strip()}")
         result = wrk.parse_output(ran.stdout)
+        if result.requests == 0:
+            # wrk counts a response its HTTP parser rejects as a read error,
+            # so read errors with no answers usually mean malformed responses.
+            raise MeasureError(
+                f"no good answer; wrk saw {result.socket_errors} socket errors "
+                f"(read errors: malformed responses or closed connections) and "
+                f"{result.non_2xx} non-2xx answers"
+            )
         if server.process.poll() is not None:
             raise MeasureError(f"server died during the run:\n{server.log_tail()}")
         extra = {}
@@ -44,6 +52,7 @@ def wrk_load(
             server_cpu=ran.server_cpu,
             client_cpu=ran.client_cpu,
             others_cpu=ran.others_cpu,
+            others_top=ran.others_top,
             extra=extra,
         )
 

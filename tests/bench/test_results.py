@@ -83,6 +83,23 @@ def test_rows_take_the_median_and_spread_of_runs() -> None:
     assert granian.median == 80
 
 
+def test_noisy_runs_are_left_out_when_quieter_ones_exist() -> None:
+    plan = select(SCENARIOS, TARGETS, ["asgi-c100"])
+    samples = [
+        Sample(0, "asgi-c100", "iodine-asgi", Measured(100.0, others_cpu=0.02)),
+        Sample(1, "asgi-c100", "iodine-asgi", Measured(10.0, others_cpu=0.9)),
+        Sample(2, "asgi-c100", "iodine-asgi", Measured(110.0, others_cpu=0.1)),
+        Sample(0, "asgi-c100", "granian-asgi", Measured(50.0, others_cpu=0.9)),
+    ]
+
+    iodine, granian = summarize(plan, samples, [], {})
+
+    assert (iodine.median, iodine.runs) == (105.0, 2)
+    assert iodine.note == "1 noisy run(s) left out"
+    # With nothing quieter to go by, the noisy run still counts.
+    assert (granian.median, granian.note) == (50.0, "")
+
+
 def test_rows_say_why_a_target_has_no_figure() -> None:
     plan = select(SCENARIOS, TARGETS, [])
     failures = [Failure("asgi-c1000", "uvicorn", "did not start")]

@@ -41,7 +41,13 @@ START_TIMEOUT = 15.0
 class Server:
     """A running server process and how to talk to it."""
 
-    def __init__(self, app: str, options: dict[str, Any], log_path: Path) -> None:
+    def __init__(
+        self,
+        app: str,
+        options: dict[str, Any],
+        log_path: Path,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
         self.log_path = log_path
         script = _SCRIPT.format(here=str(HERE), app=app, options=json.dumps(options))
         self._log = log_path.open("wb")
@@ -50,6 +56,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=self._log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=preexec,  # noqa: PLW1509  # only sets an rlimit
         )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT)
@@ -233,8 +240,11 @@ def fresh_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """``fresh_server("module:app", **options)``: a server for one test."""
     started: list[Server] = []
 
-    def start(app: str, **options: Any) -> Server:
-        server = Server(app, options, tmp_path / f"server-{len(started)}.log")
+    def start(
+        app: str, preexec: Callable[[], None] | None = None, **options: Any
+    ) -> Server:
+        log = tmp_path / f"server-{len(started)}.log"
+        server = Server(app, options, log, preexec)
         started.append(server)
         return server
 

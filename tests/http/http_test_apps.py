@@ -169,6 +169,18 @@ async def echo(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         seen = _request_var.get("unset")
         _request_var.set("set by an earlier request")
         await _respond(send, seen.encode())
+    elif path == "/slow":
+        mark("slow-started")
+        await asyncio.sleep(0.5)
+        await _respond(send, b"finished")
+    elif path == "/big-stream":
+        # 16 MiB in 64 KiB pieces: more than any socket buffer, so send()
+        # has to wait for the client (write backpressure).
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        piece = b"b" * 65536
+        for _ in range(256):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
     elif path == "/sleep":
         await asyncio.sleep(0.02)
         await _respond(send, b"slept")
@@ -264,6 +276,9 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     if path == "/file":
         start_response("200 OK", [])
         return environ["wsgi.file_wrapper"](io.BytesIO(b"f" * 200_000), 8192)
+    if path == "/big-stream":
+        start_response("200 OK", [])
+        return (b"w" * 65536 for _ in range(256))
     if path == "/write":
         write = start_response("200 OK", [("Content-Length", "10")])
         write(b"hello")

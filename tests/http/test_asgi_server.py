@@ -289,3 +289,9 @@ def test_curl_gets_the_response(server: Server) -> None:
         check=True,
     )
     assert result.stdout == b"Hello, world!"
+
+
+def test_large_streamed_response_arrives_whole(server: Server) -> None:
+    with httpx.stream("GET", server.url("/big-stream")) as response:
+        total = sum(len(chunk) for chunk in response.iter_bytes())
+    assert total == 16 * 1024 * 1024

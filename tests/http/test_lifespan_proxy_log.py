@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.http.conftest import Server
+from tests.http.conftest import Server, read_until_close
 
 ECHO = "http_test_apps:echo"
 
@@ -126,3 +129,47 @@ def test_access_log_is_off_by_default(servers: Callable[..., Server]) -> None:
     httpx.get(server.url("/error"))  # something that does log, as a fence
     log = server.wait_for_log("boom before the response")
     assert "/n/not-logged" not in log
+
+
+# ------------------------------------------------------ graceful shutdown
+
+
+def test_stop_lets_the_response_under_way_finish(
+    fresh_server: Callable[..., Server],
+) -> None:
+    server = fresh_server(ECHO)
+    with server.connect() as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        server.wait_for_log("slow-started")
+        server.proc.send_signal(signal.SIGTERM)
+        raw = read_until_close(sock, timeout=10)
+    assert raw.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" in raw.lower()
+    assert raw.endswith(b"finished")
+    assert server.proc.wait(timeout=10) == 0
+
+
+# -------------------------------------------------------- open-files limit
+
+
+def test_open_files_limit_is_raised_and_capacity_logged(
+    fresh_server: Callable[..., Server],
+) -> None:
+    resource = pytest.importorskip("resource")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip("the hard open-files limit is too low to see a raise")
+
+    def lower_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    server = fresh_server(ECHO, preexec=lower_soft_limit)
+    limits = Path(f"/proc/{server.proc.pid}/limits")
+    if not limits.exists():
+        pytest.skip("no /proc on this system")
+    line = next(
+        row for row in limits.read_text().splitlines() if "Max open files" in row
+    )
+    soft = line.split()[3]
+    assert int(soft) > 256
+    assert "room for about" in server.wait_for_log("room for about")

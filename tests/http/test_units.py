@@ -131,3 +131,13 @@ def test_response_headers_are_validated_and_framing_is_ours() -> None:
     for bad in ([(b"x-a", b"1\r\nx-b: 2")], [(b"bad name", b"1")], [(b"x", 1)]):
         with pytest.raises(ResponseError):
             encode_head(200, bad)
+
+
+def test_listen_with_an_http_url_uses_the_http_service() -> None:
+    reactor = Reactor()
+    listener = reactor.listen(url="http://127.0.0.1:0", handler=wsgi_app)
+    try:
+        assert listener.service == "http"
+        assert listener.port > 0
+    finally:
+        listener.close()

@@ -116,3 +116,24 @@ def test_wsgi_pipelined_requests_answer_in_order(server: Server) -> None:
 def test_interface_option_forces_wsgi(servers: Callable[..., Server]) -> None:
     server = servers(APP, interface="wsgi")
     assert httpx.get(server.url("/")).text == "Hello, WSGI!"
+
+
+def test_wsgi_expect_100_continue_is_answered_when_input_is_read(
+    server: Server,
+) -> None:
+    with server.connect() as sock:
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        reader = ResponseReader(sock)
+        assert reader.read(head_only=True).status == 100
+        sock.sendall(b"hello")
+        response = reader.read()
+    assert response.body == b"hello"
+
+
+def test_wsgi_large_generator_response_arrives_whole(server: Server) -> None:
+    with httpx.stream("GET", server.url("/big-stream")) as response:
+        total = sum(len(chunk) for chunk in response.iter_bytes())
+    assert total == 16 * 1024 * 1024

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from iodine.core import addresses, services
-from iodine.core.connection import CloseReason, Connection
+from iodine.core.connection import TICK_SECONDS, CloseReason, Connection
 from iodine.core.handlers import is_coroutine_function
 from iodine.core.hooks import Hooks
 from iodine.core.listeners import Listener
@@ -37,8 +37,6 @@ logger = logging.getLogger("iodine.core")
 # with plain protocols.
 READ_BUFFER_SIZE = 256 * KIB
 
-# How often idle timeouts are checked; timeouts are whole seconds in practice.
-TICK_SECONDS = 1.0
 
 _EAGER_TASKS = sys.version_info >= (3, 12)
 

@@ -75,25 +75,16 @@ def decode_path(raw_path: bytes) -> str:
 class AsgiExchange(Exchange):
     """One request served by an ASGI application."""
 
-    __slots__ = (
-        "_buffered",
-        "_chunks",
-        "_disconnected",
-        "_request_done",
-        "_trailer_lines",
-        "_trailers",
-        "_waiter",
-    )
+    _buffered = 0
+    _waiter: asyncio.Future[dict[str, Any]] | None = None
+    _request_done = False
+    _disconnected = False
+    _trailers = _NO_TRAILERS
+    _trailer_lines: list[bytes] | None = None
 
     def __init__(self, *request: Any) -> None:
         Exchange.__init__(self, *request)
         self._chunks: list[bytes] = []
-        self._buffered = 0
-        self._waiter: asyncio.Future[dict[str, Any]] | None = None
-        self._request_done = False
-        self._disconnected = False
-        self._trailers = _NO_TRAILERS
-        self._trailer_lines: list[bytes] | None = None
 
     # -------------------------------------------------------- running
 

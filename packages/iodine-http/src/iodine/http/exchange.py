@@ -50,31 +50,20 @@ class Exchange:
         forwarded: A proxy header is present (see ``proxy.py``).
     """
 
-    __slots__ = (
-        "body_done",
-        "body_size",
-        "chunked",
-        "client",
-        "continue_sent",
-        "expect_continue",
-        "forwarded",
-        "head",
-        "headers",
-        "http_version",
-        "keep_alive",
-        "method",
-        "no_body",
-        "protocol",
-        "query",
-        "raw_path",
-        "remaining",
-        "scheme",
-        "sent",
-        "started",
-        "state",
-        "status",
-        "target",
-    )
+    # The response state starts from these class-level defaults: an
+    # exchange is made per request, and each attribute not stored in
+    # __init__ is a store saved (no __slots__ for that reason).
+    continue_sent = False
+    body_done = False
+    body_size = 0
+    state = WAITING
+    status = 0
+    head: Head | None = None
+    chunked = False
+    no_body = False
+    remaining: int | None = None
+    sent = 0
+    started = 0.0
 
     def __init__(  # noqa: PLR0917  # positional: built on every request
         self,
@@ -101,17 +90,8 @@ class Exchange:
         self.forwarded = forwarded
         self.client = protocol.client
         self.scheme = protocol.scheme
-        self.continue_sent = False
-        self.body_done = False
-        self.body_size = 0
-        self.state = WAITING
-        self.status = 0
-        self.head: Head | None = None
-        self.chunked = False
-        self.no_body = False
-        self.remaining: int | None = None
-        self.sent = 0
-        self.started = time.perf_counter() if protocol.server.access_log else 0.0
+        if protocol.server.access_log:
+            self.started = time.perf_counter()
 
     # ------------------------------------------- what the protocol calls
 

@@ -190,9 +190,8 @@ class HttpProtocol(asyncio.Protocol):
         self._corked = True
         try:
             self._parser.feed_data(data)
-        except _LimitHit as hit:  # pragma: no cover - httptools wraps it
-            self._bad_request(hit.status)
         except httptools.HttpParserCallbackError as exc:
+            # httptools wraps what a callback raised; a limit is one of ours.
             cause = exc.__context__
             if isinstance(cause, _LimitHit):
                 self._bad_request(cause.status)

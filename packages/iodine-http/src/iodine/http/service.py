@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -102,11 +103,9 @@ class HttpServer:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.lifespan: Lifespan | None = None
         self._done_future: asyncio.Future[None] | None = None
-
-    @property
-    def lifespan_state(self) -> dict[str, Any] | None:
-        lifespan = self.lifespan
-        return lifespan.state if lifespan is not None else None
+        # Calls handed to the loop by WSGI threads (see post_from_thread).
+        self._posted: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self._wake_pending = False
 
     @property
     def done_future(self) -> asyncio.Future[None]:
@@ -116,6 +115,29 @@ class HttpServer:
             future = self._done_future = self.reactor.loop.create_future()
             future.set_result(None)
         return future
+
+    def post_from_thread(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop, in the order posted. Any thread.
+
+        Under load many threads finish at once; they share one wake-up of
+        the loop (a system call each) instead of paying one per call. The
+        flag is cleared before the queue is drained, so a call queued while
+        a wake-up is pending is always run by it.
+        """
+        self._posted.append((fn, args))
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.reactor.call_soon_threadsafe(self._run_posted)
+
+    def _run_posted(self) -> None:
+        self._wake_pending = False
+        posted = self._posted
+        while posted:
+            fn, args = posted.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                logger.exception("A call from a WSGI thread failed.")
 
     def make_protocol(self) -> HttpProtocol:
         return HttpProtocol(self)

@@ -177,6 +177,7 @@ class WsgiExchange(Exchange):
     __slots__ = (
         "_chunks",
         "_cond",
+        "_continue_asked",
         "_disconnected",
         "_head_sent",
         "_in_flight",
@@ -190,6 +191,7 @@ class WsgiExchange(Exchange):
         self._cond = threading.Condition(threading.Lock())
         self._chunks: list[bytes] = []
         self._queued = 0
+        self._continue_asked = False
         self._disconnected = False
         self._in_flight = 0
         self._head_sent = False
@@ -267,9 +269,11 @@ class WsgiExchange(Exchange):
             while not self._chunks and not self.body_done:
                 if self._disconnected:
                     raise ClientDisconnected("the client closed the connection")
-                if self.expect_continue and not self.continue_sent:
+                if self.expect_continue and not self._continue_asked:
+                    # continue_sent belongs to the loop, which sets it when
+                    # it writes the interim response.
+                    self._continue_asked = True
                     self._post(self.protocol.send_continue, self)
-                    self.continue_sent = True
                 cond.wait(_RECHECK_SECONDS)
             chunks = self._chunks
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -280,7 +284,7 @@ class WsgiExchange(Exchange):
         return data
 
     def _post(self, fn: Callable[..., object], *args: object) -> None:
-        self.protocol.server.reactor.call_soon_threadsafe(fn, *args)
+        self.protocol.server.post_from_thread(fn, *args)
 
     def _serve(self) -> None:
         """Call the application and hand its response to the loop."""
