@@ -188,6 +188,8 @@ async def echo(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"a", "more_body": True})
         await send({"type": "http.response.body", "body": b"b"})
+    elif path == "/with-length":
+        await _respond(send, b"sized", headers=[(b"Content-Length", b"5")])
     elif path == "/headers-out":
         await _respond(send, b"x", headers=[(b"x-custom", b"1")])
     elif path == "/bad-header":

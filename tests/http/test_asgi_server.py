@@ -116,6 +116,17 @@ def test_connection_close_request_is_answered_then_closed(server: Server) -> Non
     assert b"never" not in raw
 
 
+def test_app_content_length_is_sent_once(server: Server) -> None:
+    # Two Content-Length lines, even equal ones, make strict clients (wrk,
+    # proxies) drop the response.
+    with server.connect() as sock:
+        sock.sendall(get("/with-length"))
+        response = ResponseReader(sock).read()
+    lengths = [v for name, v in response.headers if name.lower() == "content-length"]
+    assert lengths == ["5"]
+    assert response.body == b"sized"
+
+
 def test_pipelined_requests_answer_in_order(server: Server) -> None:
     paths = [f"/n/{index}" if index % 3 else "/sleep" for index in range(16)]
     with server.connect() as sock:

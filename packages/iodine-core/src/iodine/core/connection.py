@@ -307,8 +307,34 @@ class Connection(asyncio.BufferedProtocol):
         return self._reactor.read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._last_seen = self._reactor.now
-        self._deliver(self._reactor.read_buffer[:nbytes].tobytes())
+        reactor = self._reactor
+        self._last_seen = reactor.now
+        data = reactor.read_buffer[:nbytes].tobytes()
+        if self._busy or self._paused_by or not self._inline:
+            self._deliver(data)
+            return
+        # The raw read path's common case, _deliver's last branch inlined: every
+        # call saved here is worth a few per cent of a small-message echo.
+        fn, is_async = self._callbacks.table[MESSAGE]
+        if fn is None or is_async:
+            self._deliver(data)
+            return
+        self._busy = True
+        try:
+            result = fn(self, data)
+        except Exception as exc:
+            self._failed(exc, MESSAGE)
+        else:
+            if (
+                result is not None
+                and inspect.iscoroutine(result)
+                and not self._start_coroutine(result, MESSAGE)
+            ):
+                return
+        if self._queue:
+            self._resume()
+        else:
+            self._busy = False
 
     def _deliver(self, message: Any) -> None:
         """Hand one message to ``on_message``, in order with the other events.

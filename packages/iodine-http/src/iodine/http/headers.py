@@ -145,9 +145,11 @@ def _encode(status: int, headers: Any) -> Head:
                 length is not None and int(value) != length
             ):
                 raise ResponseError(f"invalid content-length {value!r}")
-            if length is not None:
-                continue
-            length = int(value)
+            # The exchange writes the one Content-Length line itself, next to
+            # the framing it decides on (and none for 204/304 answers).
+            if length is None:
+                length = int(value)
+            continue
         elif lower in _HOP_BY_HOP:
             if lower == b"connection" and b"close" in value.lower():
                 close = True
