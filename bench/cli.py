@@ -1,4 +1,4 @@
-"""``python -m bench {echo,http,all} [--duration S] [--runs N] [--only NAME]``."""
+"""``python -m bench {echo,http,ws,all} [--duration S] [--runs N] [--only NAME]``."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from bench.suite import Suite, run
 def _suites() -> dict[str, Suite]:
     from bench.echo.suite import SUITE as ECHO
     from bench.http.suite import SUITE as HTTP
+    from bench.ws.suite import SUITE as WS
 
-    return {"echo": ECHO, "http": HTTP}
+    return {"echo": ECHO, "http": HTTP, "ws": WS}
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -30,7 +31,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
-        "suite", choices=["echo", "http", "all"], help="which suite to run"
+        "suite", choices=["echo", "http", "ws", "all"], help="which suite to run"
     )
     parser.add_argument(
         "--duration",

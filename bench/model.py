@@ -78,17 +78,28 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Bar:
-    """A ratio the issue sets: ``numerator / denominator`` in ``scenario``."""
+    """A figure the issue sets: ``numerator / denominator`` in ``scenario``,
+    or, with no denominator, the numerator's own median in ``unit``."""
 
     scenario: str
     numerator: str
-    denominator: str
+    denominator: str | None
     threshold: float | None = None
-    at_most: bool = False  # True when the ratio must stay below the threshold
+    at_most: bool = False  # True when the figure must stay below the threshold
+    unit: str = "x"  # "x" for a ratio; the scenario's unit for an absolute bar
 
     @property
     def label(self) -> str:
+        if self.denominator is None:
+            return self.numerator
         return f"{self.numerator} / {self.denominator}"
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets whose medians the bar needs."""
+        if self.denominator is None:
+            return (self.numerator,)
+        return (self.numerator, self.denominator)
 
 
 @dataclass(frozen=True)
@@ -291,11 +302,15 @@ def summarize(
 
 
 def ratios(bars: Sequence[Bar], rows: Sequence[Row]) -> list[Ratio]:
-    """Each bar's ratio of medians; None where either side was not measured."""
+    """Each bar's ratio of medians (or, for an absolute bar, the median
+    itself); None where a side was not measured."""
     medians = {(row.scenario, row.target): row.median for row in rows}
     found = []
     for bar in bars:
         top = medians.get((bar.scenario, bar.numerator))
+        if bar.denominator is None:
+            found.append(Ratio(bar, top))
+            continue
         bottom = medians.get((bar.scenario, bar.denominator))
         value = top / bottom if top is not None and bottom else None
         found.append(Ratio(bar, value))

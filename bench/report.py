@@ -168,15 +168,18 @@ def results_table(
 
 
 def ratios_table(found: Sequence[Ratio]) -> str:
-    """The issue's bars: the ratio of medians, the bar, and whether it is met."""
+    """The issue's bars: the ratio of medians (or an absolute median), the
+    bar, and whether it is met."""
     lines = []
     for ratio in found:
         bar = ratio.bar
+        # "1.30x" for a ratio, "2.10 KiB/conn" for an absolute figure.
+        unit = bar.unit if bar.unit == "x" else f" {bar.unit}"
         if bar.threshold is None:
             wanted = "-"
         else:
-            wanted = f"{'<=' if bar.at_most else '>='} {bar.threshold:g}x"
-        value = "-" if ratio.value is None else f"{ratio.value:.2f}x"
+            wanted = f"{'<=' if bar.at_most else '>='} {bar.threshold:g}{unit}"
+        value = "-" if ratio.value is None else f"{ratio.value:.2f}{unit}"
         lines.append([bar.scenario, bar.label, value, wanted, ratio.verdict])
     return table(["scenario", "ratio", "measured", "bar", "verdict"], lines)
 

@@ -49,8 +49,7 @@ def run(
     bars = [
         bar
         for bar in suite.bars
-        if (bar.scenario, bar.numerator) in planned
-        and (bar.scenario, bar.denominator) in planned
+        if all((bar.scenario, name) in planned for name in bar.targets)
     ]
     found = ratios(bars, rows)
 

@@ -61,24 +61,24 @@ def cache_dir() -> Path:
     return Path(base) / "iodine-bench"
 
 
-def build(tool: str = "client") -> Path:
-    """Compile ``bench/echo/<tool>.c`` unless a build of this exact source
-    exists, and return the binary.
+def build(tool: str = "client", directory: Path = HERE) -> Path:
+    """Compile ``<directory>/<tool>.c`` (``bench/echo/`` unless another suite
+    asks) unless a build of this exact source exists, and return the binary.
 
-    The binary is named by the source's hash, so editing the source rebuilds
-    it and nothing stale is ever run.
+    The binary is named by the suite's folder and the source's hash, so
+    editing the source rebuilds it and nothing stale is ever run.
 
     Raises:
         MeasureError: no C compiler, or the source does not compile.
     """
-    source = HERE / f"{tool}.c"
+    source = directory / f"{tool}.c"
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    binary = cache_dir() / f"echo_{tool}-{digest}"
+    binary = cache_dir() / f"{directory.name}_{tool}-{digest}"
     if binary.exists():
         return binary
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
-        raise MeasureError("the echo suite needs gcc (apt-get install gcc)")
+        raise MeasureError(f"{source.name} needs gcc (apt-get install gcc)")
     binary.parent.mkdir(parents=True, exist_ok=True)
     partial = binary.with_suffix(".tmp")
     done = subprocess.run(

@@ -56,14 +56,25 @@ def parse_alive_after(text: str) -> int | None:
     return int(match[1]) if match else None
 
 
-def measure_idle(server: Server, count: int) -> Measured:
+def measure_idle(server: Server, count: int, argv: list[str] | None = None) -> Measured:
     """RSS of ``server`` in MiB while ``count`` idle keep-alive connections are
     open. Extras: the RSS before (MiB), the cost per connection (KiB), and how
-    many connections were still open when memory was read."""
+    many connections were still open when memory was read.
+
+    ``argv`` is another client that speaks the same lines (the WebSocket
+    suite's); by default ``bench/http/idle_client.py`` opens the connections.
+    """
     baseline = rss_bytes(server.pid)
-    argv = python("-m", "bench.http.idle_client", str(server.port), str(count))
+    if argv is None:
+        argv = python(
+            "-m",
+            "bench.http.idle_client",
+            str(server.port),
+            str(count),
+            f"{OPEN_SECONDS:g}",
+        )
     client = subprocess.Popen(
-        pinned(CLIENT_CPU, [*argv, f"{OPEN_SECONDS:g}"]),
+        pinned(CLIENT_CPU, argv),
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -1,0 +1,1 @@
+"""The WebSocket suite: echo round trips and idle memory per connection."""
