@@ -100,6 +100,7 @@ class Connection(asyncio.BufferedProtocol):
         "_last_seen",
         "_lock",
         "_loop",
+        "_on_lost",
         "_paused_by",
         "_queue",
         "_reactor",
@@ -148,6 +149,9 @@ class Connection(asyncio.BufferedProtocol):
         self._early: list[bytes] | None = [] if client else None
         self.error: BaseException | None = None
         self.peer: Any = None
+        # Called once when the socket is gone: a service that handed its
+        # transport to this connection (an HTTP upgrade) counts it until then.
+        self._on_lost: Callable[[], object] | None = None
         if client:
             # A client's handler exists from the start, so ``conn.handler`` can be
             # used before the connection is up.
@@ -389,6 +393,8 @@ class Connection(asyncio.BufferedProtocol):
             CloseReason.PEER if exc is None else CloseReason.ERROR
         )
         self._reactor.discard_connection(self)
+        if self._on_lost is not None:
+            self._on_lost()
         held, self._held = self._held, None
         for data in held or ():  # read while paused: still delivered, in order
             self._post(MESSAGE, data)

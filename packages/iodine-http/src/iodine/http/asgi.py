@@ -22,6 +22,7 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
+from iodine.http import upgrade
 from iodine.http.exchange import BODY, DONE, STARTED, WAITING, Exchange
 from iodine.http.headers import encode_head
 from iodine.http.proxy import forwarded_client
@@ -65,6 +66,44 @@ def connection_scope(protocol: HttpProtocol) -> dict[str, Any]:
     }
 
 
+def request_scope(exchange: Exchange) -> dict[str, Any]:
+    """The scope of one request: the connection's template and its parts.
+
+    The caller adds what its scope type needs (``method`` for ``http``).
+    """
+    protocol = exchange.protocol
+    server = protocol.server
+    scope = protocol.template.copy()
+    scope["http_version"] = exchange.http_version
+    raw_path = exchange.raw_path
+    if b"%" in raw_path or not raw_path.isascii():
+        path = decode_path(raw_path)
+    else:
+        path = raw_path.decode("ascii")
+    root_path = server.config.root_path
+    if root_path:
+        scope["path"] = root_path + path
+        scope["raw_path"] = server.root_path_bytes + raw_path
+    else:
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+    scope["query_string"] = exchange.query
+    scope["headers"] = exchange.headers
+    if exchange.forwarded and protocol.proxy_trusted:
+        exchange.client, exchange.scheme = forwarded_client(
+            exchange.headers,
+            server.config.forwarded_allow_ips,
+            exchange.client,
+            "http",
+        )
+        scope["client"] = exchange.client
+        scope["scheme"] = exchange.scheme
+    lifespan = server.lifespan
+    if lifespan is not None and lifespan.state is not None:
+        scope["state"] = lifespan.state.copy()
+    return scope
+
+
 def decode_path(raw_path: bytes) -> str:
     """The percent-decoded, UTF-8 path ASGI puts in ``scope["path"]``."""
     if b"%" in raw_path or not raw_path.isascii():
@@ -81,6 +120,7 @@ class AsgiExchange(Exchange):
     _disconnected = False
     _trailers = _NO_TRAILERS
     _trailer_lines: list[bytes] | None = None
+    scope: dict[str, Any] | None = None
 
     def __init__(self, *request: Any) -> None:
         Exchange.__init__(self, *request)
@@ -89,36 +129,15 @@ class AsgiExchange(Exchange):
     # -------------------------------------------------------- running
 
     def run(self) -> None:
-        protocol = self.protocol
-        server = protocol.server
-
-        # The scope: the connection's template and this request's parts.
-        scope = protocol.template.copy()
+        server = self.protocol.server
+        scope = request_scope(self)
         scope["method"] = self.method
-        scope["http_version"] = self.http_version
-        raw_path = self.raw_path
-        if b"%" in raw_path or not raw_path.isascii():
-            path = decode_path(raw_path)
-        else:
-            path = raw_path.decode("ascii")
-        root_path = server.config.root_path
-        if root_path:
-            scope["path"] = root_path + path
-            scope["raw_path"] = server.root_path_bytes + self.raw_path
-        else:
-            scope["path"] = path
-            scope["raw_path"] = self.raw_path
-        scope["query_string"] = self.query
-        scope["headers"] = self.headers
-        if self.forwarded and protocol.proxy_trusted:
-            self.client, self.scheme = forwarded_client(
-                self.headers, server.config.forwarded_allow_ips, self.client, "http"
-            )
-            scope["client"] = self.client
-            scope["scheme"] = self.scheme
-        lifespan = server.lifespan
-        if lifespan is not None and lifespan.state is not None:
-            scope["state"] = lifespan.state.copy()
+        if self.upgrade is not None:
+            # An event stream or another protocol the application may switch
+            # to with an ``iodine.upgrade`` message (see upgrade.py).
+            extensions = scope["extensions"] = dict(scope["extensions"])
+            extensions["iodine.upgrade"] = {}
+            self.scope = scope
 
         # The application, eagerly started where Python allows.
         try:
@@ -262,6 +281,18 @@ class AsgiExchange(Exchange):
             return self._send_trailers(message)
         if kind == "http.response.pathsend" and state == STARTED:
             return self.protocol.loop.create_task(self._send_file(message["path"]))
+        if kind == "iodine.upgrade" and state == WAITING and self.upgrade:
+            if self._disconnected:
+                raise ClientDisconnected("the client closed the connection")
+            upgrade.switch(
+                self,
+                message["handler"],
+                headers=message.get("headers"),
+                subprotocol=message.get("subprotocol"),
+                scope=self.scope,
+            )
+            self._wake_with_disconnect()
+            return self.protocol.done
         if self._disconnected:
             raise ClientDisconnected("the client closed the connection")
         if state == DONE:

@@ -44,6 +44,12 @@ class HttpConfig:
         forwarded_allow_ips: Peers whose proxy headers are believed.
         server_header: Value of a ``Server`` header, or None to send none.
         access_log: Log one line per request to the ``iodine.access`` logger.
+        max_message: Largest WebSocket message in bytes, counted over its
+            fragments (after decompression, with compression on).
+        ping: Seconds of WebSocket silence before a ping, and of SSE silence
+            before a ``: ping`` comment; 0 for none.
+        websocket_compression: Negotiate permessage-deflate with clients that
+            offer it (RFC 7692).
     """
 
     interface: Interface = "auto"
@@ -103,6 +109,23 @@ class HttpConfig:
     # one. When on, one common-log-format line per request goes to stderr.
     access_log: bool = False
 
+    # Ruby iodine's -maxms default. Over it the peer gets close 1009 (Message
+    # Too Big) as soon as the frame header that crosses the limit arrives.
+    # websockets allows 1 MiB and uvicorn 16 MiB; a smaller default bounds what
+    # one peer can make the server buffer.
+    max_message: int = 256 * KIB
+
+    # Ruby iodine's -ping default, under the 60 s idle timeout of common
+    # proxies (nginx's proxy_read_timeout, AWS ALB), so idle WebSockets and
+    # event streams survive them. A WebSocket silent for another interval
+    # after the ping is closed with 1011.
+    ping: float = 40.0
+
+    # Off by default: a connection that negotiates permessage-deflate keeps
+    # zlib state and goes through wsproto instead of the hand-written frame
+    # path (see docs/websocket.md for the measured cost per connection).
+    websocket_compression: bool = False
+
     def validate(self) -> None:
         """Raise ValueError naming the first option that cannot work."""
         if self.interface not in ("auto", "asgi", "wsgi"):
@@ -131,6 +154,9 @@ class HttpConfig:
             _positive_int("max_connections", self.max_connections)
         if not isinstance(self.fd_reserve, int) or self.fd_reserve < 0:
             raise ValueError("fd_reserve must be a whole number >= 0")
+        _positive_int("max_message", self.max_message)
+        if not isinstance(self.ping, int | float) or self.ping < 0:
+            raise ValueError("ping must be a number of seconds >= 0 (0: no pings)")
         if self.server_header is not None and (
             not isinstance(self.server_header, str)
             or any(c in self.server_header for c in "\r\n\0")
@@ -163,8 +189,9 @@ def from_options(options: dict[str, Any]) -> HttpConfig:
         known["forwarded_allow_ips"] = TrustedProxies(allow)
     if known.get("max_connections") == 0:
         known["max_connections"] = None
-    if "access_log" in known:
-        known["access_log"] = bool(known["access_log"])
+    for name in ("access_log", "websocket_compression"):
+        if name in known:
+            known[name] = bool(known[name])
     config = HttpConfig(**known)
     config.validate()
     return config

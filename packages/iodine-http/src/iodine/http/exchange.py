@@ -21,6 +21,7 @@ from iodine.http.headers import Head, date_line, encode_head, simple_response
 
 if TYPE_CHECKING:
     from iodine.http.protocol import HttpProtocol
+    from iodine.http.websocket.handshake import Request
 
 logger = logging.getLogger("iodine.http")
 
@@ -48,6 +49,9 @@ class Exchange:
             for a ``100 Continue`` before it sends the body.
         body_done: The whole request body has been received.
         forwarded: A proxy header is present (see ``proxy.py``).
+        upgrade: The upgrade the request can take (``upgrade.WEBSOCKET``,
+            ``SSE`` or ``RAW``), or None.
+        handshake: The validated WebSocket handshake, once checked.
     """
 
     # The response state starts from these class-level defaults: an
@@ -64,6 +68,8 @@ class Exchange:
     remaining: int | None = None
     sent = 0
     started = 0.0
+    upgrade: str | None = None
+    handshake: Request | None = None
 
     def __init__(  # noqa: PLR0917  # positional: built on every request
         self,
@@ -182,6 +188,24 @@ class Exchange:
         if self.started:
             self._log()
         self.protocol.response_done(self)
+
+    def answer_raw(self, data: bytes, status: int) -> None:
+        """Answer with a whole response the server built (a refused
+        handshake), then close the connection."""
+        self.keep_alive = False
+        self.state = DONE
+        self.status = status
+        self.protocol.write(data)
+        if self.started:
+            self._log()
+        self.protocol.response_done(self)
+
+    def upgraded(self, status: int) -> None:
+        """The connection left HTTP with this request (see ``upgrade``)."""
+        self.state = DONE
+        self.status = status
+        if self.started:
+            self._log()
 
     # ------------------------------------------------------------ helpers
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from iodine.core.connection import CloseReason
+from iodine.http import upgrade
 from iodine.http.headers import simple_response
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class HttpProtocol(asyncio.Protocol):
         "_counted",
         "_driving",
         "_error_status",
+        "_event_stream",
         "_expect",
         "_forwarded",
         "_head_bytes",
@@ -88,10 +90,12 @@ class HttpProtocol(asyncio.Protocol):
         "_host_count",
         "_idle_since",
         "_in_head",
+        "_leftover",
         "_out",
         "_parser",
         "_paused",
         "_queue",
+        "_upgrade_to",
         "_url",
         "_waiters",
         "client",
@@ -145,6 +149,12 @@ class HttpProtocol(asyncio.Protocol):
         self._host_count = 0
         self._expect = False
         self._forwarded = False
+        # What makes a request upgradable: its Upgrade header, an Accept
+        # naming text/event-stream; and the bytes that followed the head of
+        # a request the parser saw switch protocols.
+        self._upgrade_to: bytes | None = None
+        self._event_stream = False
+        self._leftover = b""
         now = server.reactor.now
         # The first request's head is due header_timeout after the connect.
         self._head_since = now
@@ -262,6 +272,8 @@ class HttpProtocol(asyncio.Protocol):
         self._host_count = 0
         self._expect = False
         self._forwarded = False
+        self._upgrade_to = None
+        self._event_stream = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -293,6 +305,10 @@ class HttpProtocol(asyncio.Protocol):
             self._expect = value.lower() == b"100-continue"
         elif name in (b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"):
             self._forwarded = True
+        elif name == b"upgrade":
+            self._upgrade_to = value
+        elif name == b"accept" and b"text/event-stream" in value.lower():
+            self._event_stream = True
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -326,7 +342,15 @@ class HttpProtocol(asyncio.Protocol):
                 raise _LimitHit(400)
 
         keep_alive = parser.should_keep_alive() and not self.closing
-        exchange = self.server.exchange_class(
+        kind = None
+        exchange_class = self.server.exchange_class
+        if self._upgrade_to is not None or self._event_stream:
+            kind = upgrade.request_kind(
+                method, self._headers, self._upgrade_to, self._event_stream
+            )
+            if kind is not None:
+                exchange_class = self.server.upgrade_exchange_class(kind)
+        exchange = exchange_class(
             self,
             method,
             target,
@@ -338,6 +362,8 @@ class HttpProtocol(asyncio.Protocol):
             self._expect,
             self._forwarded,
         )
+        if kind is not None:
+            exchange.upgrade = kind
         self._body_owner = exchange
         queue = self._queue
         queue.append(exchange)
@@ -531,10 +557,12 @@ class HttpProtocol(asyncio.Protocol):
     def _upgrade(self, rest: bytes) -> None:
         """A request asked to switch protocols (``Upgrade``, ``CONNECT``).
 
-        This is where the WebSocket service will take the connection over.
-        Until then the request is answered as plain HTTP and the connection
-        closes after it, since what follows the head is not HTTP.
+        Nothing after its head is HTTP: parsing stops, and ``rest`` is kept
+        for the protocol the application may switch to (see :meth:`detach`).
+        If it does not, the request is answered as plain HTTP and the
+        connection closes after it.
         """
+        self._leftover = rest
         self.closing = True
         self._pause(_DONE)
         self._parser = None
@@ -542,6 +570,56 @@ class HttpProtocol(asyncio.Protocol):
             self._queue[-1].keep_alive = False
         elif self._active is not None:
             self._active.keep_alive = False
+
+    def detach(
+        self, exchange: Exchange, head: bytes
+    ) -> tuple[asyncio.Transport, bytes]:
+        """Write ``head`` and let go of the transport for another protocol.
+
+        ``exchange`` must be the active one. The responses before it go out
+        first; then the parser, the buffers and every other exchange are
+        dropped, and the reactor forgets this protocol. The connection stays
+        counted in the listener's capacity: the caller hands
+        ``server.release_connection`` to the protocol that takes over.
+
+        Returns:
+            The transport, and the bytes read after the request's head.
+
+        Raises:
+            RuntimeError: the connection is gone or ``exchange`` is not the
+                one being answered.
+        """
+        transport = self.transport
+        if (
+            transport is None
+            or self.is_closed
+            or transport.is_closing()
+            or exchange is not self._active
+        ):
+            raise RuntimeError("the connection cannot be upgraded any more")
+        out = self._out
+        out.append(head)
+        transport.write(b"".join(out))
+        out.clear()
+        leftover = self._leftover
+        self.is_closed = True
+        self.closing = True
+        self._corked = False
+        self._parser = None
+        self._active = None
+        self._body_owner = None
+        self._queue.clear()
+        self._headers = []
+        self._leftover = b""
+        self.template = {}
+        self.transport = None
+        self._counted = False
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.server.reactor.discard_connection(self)
+        return transport, leftover
 
     # ----------------------------------------- the reactor's Managed API
 

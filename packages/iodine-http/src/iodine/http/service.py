@@ -15,11 +15,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from iodine.core.handlers import is_coroutine_function
+from iodine.http import upgrade
 from iodine.http.asgi import AsgiExchange, connection_scope
 from iodine.http.config import HttpConfig, from_options
 from iodine.http.exchange import Exchange
 from iodine.http.lifespan import Lifespan
 from iodine.http.protocol import HttpProtocol
+from iodine.http.websocket.asgi import WebSocketExchange
 from iodine.http.wsgi import WsgiExchange, connection_environ
 
 if sys.platform != "win32":  # Windows has no rlimits
@@ -98,6 +100,9 @@ class HttpServer:
         )
         self.root_path_bytes = config.root_path.encode("utf-8")
         self.connections = 0
+        # One bound method for every upgraded connection to call when it
+        # ends (made once: a bound method per connection would cost memory).
+        self.release_connection = self._release_connection
         # Application tasks that suspended: asyncio keeps only weak references
         # to tasks, so these are held here until they finish.
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -138,6 +143,16 @@ class HttpServer:
                 fn(*args)
             except Exception:
                 logger.exception("A call from a WSGI thread failed.")
+
+    def upgrade_exchange_class(self, kind: str) -> type[Exchange]:
+        """The exchange for an upgradable request: ASGI's WebSocket scope has
+        its own; everything else goes through the interface's usual one."""
+        if kind == upgrade.WEBSOCKET and self.interface == "asgi":
+            return WebSocketExchange
+        return self.exchange_class
+
+    def _release_connection(self) -> None:
+        self.connections -= 1
 
     def make_protocol(self) -> HttpProtocol:
         return HttpProtocol(self)

@@ -357,6 +357,17 @@ def upgrade(
         scope=scope,
         subprotocol=subprotocol,
     )
+    attach(conn, transport, leftover)
+    return conn
+
+
+def attach(conn: WebSocketConnection, transport: Any, leftover: bytes = b"") -> None:
+    """Make ``conn`` (not yet connected) the protocol of ``transport``.
+
+    The part of :func:`upgrade` that other kinds of WebSocket connection
+    (ASGI's, permessage-deflate's) share: open it, decode ``leftover``, and
+    make sure the transport reads.
+    """
     transport.set_protocol(conn)
     conn.connection_made(transport)
     if leftover and conn._state in (OPEN_STATE, CLOSING):
@@ -365,4 +376,3 @@ def upgrade(
     # it did not want); a WebSocket always reads.
     if not transport.is_closing() and not transport.is_reading():
         transport.resume_reading()
-    return conn

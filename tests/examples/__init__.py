@@ -1,0 +1,1 @@
+"""End-to-end tests of the examples, as a user runs them."""
