@@ -103,8 +103,6 @@ def test_serve_help_explains_every_option(args: tuple[str, ...]) -> None:
         ((), {"WORKERS": "5"}, "WORKERS=5"),
         (("-www", "public"), {}, "-www/--public"),
         (("--public", "public"), {}, "-www/--public"),
-        (("-maxms", "64"), {}, "-maxms"),
-        (("-ping", "30"), {}, "-ping"),
         (("-tls",), {}, "-tls"),
         (("-tls-cert", "cert.pem"), {}, "-tls-cert"),
         (("-tls-key", "key.pem"), {}, "-tls-key"),

@@ -166,7 +166,8 @@ def test_listen_options_are_in_bytes_and_only_what_was_given(parse: Any) -> None
         "--lifespan", "off", "--forwarded-allow-ips", "10.0.0.1,10.0.0.2",
         "--root-path", "/api", "--max-header-line", "4", "--max-headers", "50",
         "--header-timeout", "2.5", "--max-connections", "100",
-        "--fd-reserve", "32", "--server-header", "iodine",
+        "--fd-reserve", "32", "--server-header", "iodine", "-maxms", "64",
+        "-ping", "0", "--ws-compression",
     )  # fmt: skip
 
     assert options.listen_options() == {
@@ -184,6 +185,9 @@ def test_listen_options_are_in_bytes_and_only_what_was_given(parse: Any) -> None
         "forwarded_allow_ips": "10.0.0.1,10.0.0.2",
         "root_path": "/api",
         "server_header": "iodine",
+        "max_message": 64 * 1024,
+        "ping": 0,
+        "websocket_compression": True,
     }
     assert parse().listen_options() == {"interface": "auto", "lifespan": "auto"}
 

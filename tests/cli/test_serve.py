@@ -238,3 +238,42 @@ def test_quiet_verbosity_hides_the_start_up_lines(
     assert http.get(server.url).status_code == 200
     assert server.terminate() == 0
     assert not re.search(r"running|Serving", server.output())
+
+
+WS_APP = """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return
+    assert scope["type"] == "websocket"
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "text": message.get("text")})
+"""
+
+
+def test_websocket_options_reach_the_server(serve: StartServer, tmp_path: Path) -> None:
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    write_app(tmp_path, "ws_app.py", WS_APP)
+    port = free_port()
+    serve("ws_app:app", "-p", str(port), "-maxms", "1", "--ws-compression",
+          port=port)  # fmt: skip
+
+    url = f"ws://127.0.0.1:{port}/"
+    with connect(url, open_timeout=5) as ws:
+        # --ws-compression: the offer websockets makes by default is taken.
+        extensions = ws.response.headers.get("sec-websocket-extensions", "")
+        assert extensions.startswith("permessage-deflate")
+        ws.send("x" * 1024)
+        assert ws.recv(timeout=5) == "x" * 1024
+        # -maxms 1: one byte over a KiB is refused with 1009.
+        ws.send("y" * 1025)
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009

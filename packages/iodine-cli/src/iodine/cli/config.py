@@ -78,8 +78,6 @@ def parse_verbosity(value: str) -> int:
 UNBUILT = (
     ("workers", "-w/--workers", "worker processes are"),
     ("public", "-www/--public", "serving static files is"),
-    ("max_message_kib", "-maxms", "WebSockets are"),
-    ("ping", "-ping", "WebSockets are"),
     ("tls", "-tls", "TLS is"),
     ("tls_cert", "-tls-cert", "TLS is"),
     ("tls_key", "-tls-key", "TLS is"),
@@ -111,6 +109,7 @@ class ServeOptions:
     max_header_kib: int | None = None
     max_message_kib: int | None = None
     ping: int | None = None
+    ws_compression: bool = False
     tls: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -165,12 +164,16 @@ class ServeOptions:
         }
         if self.log:
             options["access_log"] = True
+        if self.ws_compression:
+            options["websocket_compression"] = True
         given: dict[str, Any] = {
             "keep_alive": self.keep_alive,
             "max_body": _scaled(self.max_body_mib, MIB),
             "max_header_bytes": _scaled(self.max_header_kib, KIB),
             "max_header_line": _scaled(self.max_header_line_kib, KIB),
             "max_headers": self.max_headers,
+            "max_message": _scaled(self.max_message_kib, KIB),
+            "ping": self.ping,
             "header_timeout": self.header_timeout,
             "max_connections": self.max_connections,
             "fd_reserve": self.fd_reserve,

@@ -30,6 +30,7 @@ SERVER = "Server"
 HTTP = "HTTP"
 LIMITS = "Limits"
 LOGS = "Logging"
+WEBSOCKET = "WebSocket and SSE"
 LATER = "Not available in this version (accepted, then refused with exit code 2)"
 
 # The environment variables an option falls back to, in the order click reads
@@ -315,24 +316,37 @@ def serve_command(
         int | None,
         typer.Option(
             "-maxms",
+            "--max-message",
             metavar="KIB",
             min=1,
-            help="Largest incoming WebSocket message, in KiB.",
+            help="Largest incoming WebSocket message, in KiB; a larger one is "
+            "closed with 1009. Default 256.",
             show_default=False,
-            rich_help_panel=LATER,
+            rich_help_panel=WEBSOCKET,
         ),
     ] = None,
     ping: Annotated[
         int | None,
         typer.Option(
             "-ping",
+            "--ping",
             metavar="SECONDS",
-            min=1,
-            help="WebSocket ping interval.",
+            min=0,
+            help="Seconds of WebSocket silence before a ping (and of SSE "
+            "silence before a ': ping' comment); 0 for none. Default 40.",
             show_default=False,
-            rich_help_panel=LATER,
+            rich_help_panel=WEBSOCKET,
         ),
     ] = None,
+    ws_compression: Annotated[
+        bool,
+        typer.Option(
+            "--ws-compression",
+            help="Accept permessage-deflate from clients that offer it "
+            "(costs memory per connection; off by default).",
+            rich_help_panel=WEBSOCKET,
+        ),
+    ] = False,
     tls: Annotated[
         bool,
         typer.Option(
@@ -401,6 +415,7 @@ def serve_command(
         max_header_kib=max_header,
         max_message_kib=max_message,
         ping=ping,
+        ws_compression=ws_compression,
         tls=tls,
         tls_cert=tls_cert,
         tls_key=tls_key,
