@@ -16,6 +16,16 @@ two meet in an :class:`WsgiExchange`:
 
 ``close()`` of the application's iterable is always called, also when the
 client went away or the application failed halfway.
+
+A request that can leave HTTP (a WebSocket handshake, an event stream, another
+``Upgrade``) is served by :meth:`WsgiExchange._serve_upgrade` instead, iodine's
+Rack upgrade in WSGI terms: ``environ["iodine.upgrade?"]`` names the kind
+(``"websocket"`` or ``"sse"``; absent for other protocols), and the
+application takes the connection by putting a native handler in
+``environ["iodine.upgrade"]`` (``environ["iodine.upgrade.tcp"]`` for another
+protocol) before it returns. The headers it gave ``start_response`` go into
+the switch's answer; its status and body are ignored. Other requests pay one
+attribute check for this, in :meth:`WsgiExchange.run`.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
+from iodine.core.handlers import handler_factory
+from iodine.http import upgrade
 from iodine.http.asgi import ClientDisconnected
 from iodine.http.exchange import DONE, Exchange
 from iodine.http.headers import ResponseError
@@ -47,6 +59,11 @@ MAX_IN_FLIGHT = 256 * 1024
 # How long a waiting thread sleeps before it looks again, in case a wake-up
 # raced with the flag it waits on (the loop sets write_paused without a lock).
 _RECHECK_SECONDS = 0.5
+
+# Where the application puts the native handler, by request kind: a
+# WebSocket or an event stream, or any other protocol (a raw connection).
+UPGRADE_KEY = "iodine.upgrade"
+UPGRADE_TCP_KEY = "iodine.upgrade.tcp"
 
 _ENVIRON_KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
@@ -201,9 +218,16 @@ class WsgiExchange(Exchange):
     # ------------------------------------------------- loop thread side
 
     def run(self) -> None:
+        serve = self._serve
+        if self.upgrade is not None:
+            serve = self._serve_upgrade
+            if self.upgrade == upgrade.WEBSOCKET:
+                self.handshake = upgrade.check_websocket(self)
+                if self.handshake is None:
+                    return  # refused (400 or 426); the application never runs
         # A fresh context per request: pool threads are reused, and one
         # request's context variables must not leak into the next.
-        self.protocol.server.reactor.pool.submit(contextvars.Context().run, self._serve)
+        self.protocol.server.reactor.pool.submit(contextvars.Context().run, serve)
 
     def feed_body(self, data: bytes) -> None:
         if self.state == DONE or self._disconnected:
@@ -252,6 +276,36 @@ class WsgiExchange(Exchange):
 
     def _failed(self) -> None:
         if self.state != DONE:
+            self.fail()
+
+    def _switch(self, handler: object, headers: Any, environ: dict[str, Any]) -> None:
+        """Hand the connection to ``handler`` (the application took the
+        upgrade), or answer 500 if its headers cannot go in the answer."""
+        if self.state == DONE or self._disconnected or self.protocol.is_closed:
+            return
+        try:
+            upgrade.switch(self, handler, headers=headers, scope=environ)
+            # The body reader holds this exchange, and through it the HTTP
+            # protocol that let go of the transport: the environ, kept for
+            # the connection's life as ``conn.env``, must not keep them.
+            environ.pop("wsgi.input", None)
+        except (ValueError, TypeError, ResponseError) as exc:
+            logger.error(
+                "The WSGI application gave invalid headers for the upgrade of "
+                "%s %s (%s); answering 500.",
+                self.method,
+                self.target.decode("latin-1"),
+                exc,
+            )
+            self.fail()
+        except RuntimeError as exc:
+            # The connection went away between the thread's post and now.
+            logger.debug(
+                "Upgrade of %s %s abandoned: %s",
+                self.method,
+                self.target.decode("latin-1"),
+                exc,
+            )
             self.fail()
 
     def _stop_thread(self) -> None:
@@ -317,6 +371,99 @@ class WsgiExchange(Exchange):
                     close()
                 except Exception:
                     self._log_failure()
+
+    def _serve_upgrade(self) -> None:
+        """:meth:`_serve` for a request that may leave HTTP: the application
+        may take the connection for a native handler instead of answering."""
+        kind = self.upgrade
+        try:
+            environ = self._environ()
+            if kind != upgrade.RAW:
+                environ["iodine.upgrade?"] = kind
+            result = self.protocol.server.app(environ, self._start_response)
+        except ClientDisconnected:
+            return
+        except Exception:
+            self._log_failure()
+            self._post(self._failed)
+            return
+        try:
+            # Taken when the application returns, or by a generator before
+            # it yields its first bytes: either way nothing is sent yet, and
+            # the body is closed unsent.
+            taken = _taken(environ)
+            if taken is None:
+                if isinstance(result, list | tuple) and not self._head_sent:
+                    self._emit(b"".join(result), False)
+                    return
+                for piece in result:
+                    if piece:
+                        if not self._head_sent:
+                            taken = _taken(environ)
+                            if taken is not None:
+                                break
+                        self._emit(piece, True)
+                else:
+                    taken = _taken(environ)
+            if taken is None:
+                self._emit(b"", False)
+            else:
+                self._take(environ, *taken)
+        except ClientDisconnected:
+            pass
+        except Exception:
+            self._log_failure()
+            self._post(self._failed)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    self._log_failure()
+
+    def _take(self, environ: dict[str, Any], key: str, handler: object) -> None:
+        """Switch to ``handler``, unless it cannot be: then an error is logged
+        and the request answered 500 (or, with part of a body out, closed)."""
+        target = self.target.decode("latin-1")
+        if self._head_sent:
+            logger.error(
+                "The WSGI application set %s for %s %s after it sent part of "
+                "its response; closing the connection.",
+                key,
+                self.method,
+                target,
+            )
+            self._post(self._failed)
+            return
+        expected = UPGRADE_TCP_KEY if self.upgrade == upgrade.RAW else UPGRADE_KEY
+        if key != expected:
+            logger.error(
+                "The WSGI application set %s for %s %s, a %s request, which "
+                "takes %s; answering 500.",
+                key,
+                self.method,
+                target,
+                self.upgrade,
+                expected,
+            )
+            self._post(self._failed)
+            return
+        try:
+            # Checked here, before anything is written: a handler refused
+            # after the switch would leave a connection nobody serves.
+            handler_factory(handler)
+        except TypeError as exc:
+            logger.error(
+                "The WSGI application set an invalid %s for %s %s (%s); answering 500.",
+                key,
+                self.method,
+                target,
+                exc,
+            )
+            self._post(self._failed)
+            return
+        self._post(self._switch, handler, self._response_headers, environ)
 
     def _start_response(
         self, status: str, headers: Any, exc_info: Any = None
@@ -419,3 +566,14 @@ class WsgiExchange(Exchange):
                 value = environ[key] + separator + value
             environ[key] = value
         return environ
+
+
+def _taken(environ: dict[str, Any]) -> tuple[str, object] | None:
+    """The upgrade key the application set and its handler, if it set one."""
+    handler = environ.get(UPGRADE_KEY)
+    if handler is not None:
+        return UPGRADE_KEY, handler
+    handler = environ.get(UPGRADE_TCP_KEY)
+    if handler is not None:
+        return UPGRADE_TCP_KEY, handler
+    return None
