@@ -18,14 +18,14 @@ two meet in an :class:`WsgiExchange`:
 client went away or the application failed halfway.
 
 A request that can leave HTTP (a WebSocket handshake, an event stream, another
-``Upgrade``) is served by :meth:`WsgiExchange._serve_upgrade` instead, iodine's
-Rack upgrade in WSGI terms: ``environ["iodine.upgrade?"]`` names the kind
+``Upgrade``) may be taken over by the application instead, iodine's Rack
+upgrade in WSGI terms: ``environ["iodine.upgrade?"]`` names the kind
 (``"websocket"`` or ``"sse"``; absent for other protocols), and the
 application takes the connection by putting a native handler in
 ``environ["iodine.upgrade"]`` (``environ["iodine.upgrade.tcp"]`` for another
 protocol) before it returns. The headers it gave ``start_response`` go into
-the switch's answer; its status and body are ignored. Other requests pay one
-attribute check for this, in :meth:`WsgiExchange.run`.
+the switch's answer; its status and body are ignored. Other requests pay a
+look at ``exchange.upgrade`` for this, and one per piece of a streamed body.
 """
 
 from __future__ import annotations
@@ -218,16 +218,13 @@ class WsgiExchange(Exchange):
     # ------------------------------------------------- loop thread side
 
     def run(self) -> None:
-        serve = self._serve
-        if self.upgrade is not None:
-            serve = self._serve_upgrade
-            if self.upgrade == upgrade.WEBSOCKET:
-                self.handshake = upgrade.check_websocket(self)
-                if self.handshake is None:
-                    return  # refused (400 or 426); the application never runs
+        if self.upgrade == upgrade.WEBSOCKET:
+            self.handshake = upgrade.check_websocket(self)
+            if self.handshake is None:
+                return  # refused (400 or 426); the application never runs
         # A fresh context per request: pool threads are reused, and one
         # request's context variables must not leak into the next.
-        self.protocol.server.reactor.pool.submit(contextvars.Context().run, serve)
+        self.protocol.server.reactor.pool.submit(contextvars.Context().run, self._serve)
 
     def feed_body(self, data: bytes) -> None:
         if self.state == DONE or self._disconnected:
@@ -341,44 +338,17 @@ class WsgiExchange(Exchange):
         self.protocol.server.post_from_thread(fn, *args)
 
     def _serve(self) -> None:
-        """Call the application and hand its response to the loop."""
-        try:
-            environ = self._environ()
-            result = self.protocol.server.app(environ, self._start_response)
-        except ClientDisconnected:
-            return
-        except Exception:
-            self._log_failure()
-            self._post(self._failed)
-            return
-        try:
-            if isinstance(result, list | tuple) and not self._head_sent:
-                self._emit(b"".join(result), False)
-            else:
-                for piece in result:
-                    if piece:
-                        self._emit(piece, True)
-                self._emit(b"", False)
-        except ClientDisconnected:
-            pass
-        except Exception:
-            self._log_failure()
-            self._post(self._failed)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    self._log_failure()
+        """Call the application and hand its response to the loop.
 
-    def _serve_upgrade(self) -> None:
-        """:meth:`_serve` for a request that may leave HTTP: the application
-        may take the connection for a native handler instead of answering."""
+        For a request that may leave HTTP the application may instead take
+        the connection for a native handler: when it returns, or, as a
+        generator, before it yields its first bytes. Either way nothing has
+        been sent yet, and the body is closed unsent.
+        """
         kind = self.upgrade
         try:
             environ = self._environ()
-            if kind != upgrade.RAW:
+            if kind is not None and kind != upgrade.RAW:
                 environ["iodine.upgrade?"] = kind
             result = self.protocol.server.app(environ, self._start_response)
         except ClientDisconnected:
@@ -388,26 +358,23 @@ class WsgiExchange(Exchange):
             self._post(self._failed)
             return
         try:
-            # Taken when the application returns, or by a generator before
-            # it yields its first bytes: either way nothing is sent yet, and
-            # the body is closed unsent.
-            taken = _taken(environ)
+            taken = None if kind is None else _taken(environ)
             if taken is None:
                 if isinstance(result, list | tuple) and not self._head_sent:
                     self._emit(b"".join(result), False)
-                    return
-                for piece in result:
-                    if piece:
-                        if not self._head_sent:
-                            taken = _taken(environ)
-                            if taken is not None:
-                                break
-                        self._emit(piece, True)
                 else:
-                    taken = _taken(environ)
-            if taken is None:
-                self._emit(b"", False)
-            else:
+                    for piece in result:
+                        if piece:
+                            if kind is not None and not self._head_sent:
+                                taken = _taken(environ)
+                                if taken is not None:
+                                    break
+                            self._emit(piece, True)
+                    else:
+                        taken = None if kind is None else _taken(environ)
+                    if taken is None:
+                        self._emit(b"", False)
+            if taken is not None:
                 self._take(environ, *taken)
         except ClientDisconnected:
             pass
