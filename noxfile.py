@@ -67,6 +67,30 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def autobahn(session: nox.Session) -> None:
+    """Every Autobahn|Testsuite case iodine can take, played by kosoku.
+
+    Sections 1-10 against the server (a native handler and an ASGI app) and
+    against the client, 12-13 (permessage-deflate) against the server with
+    compression on; then the verdicts counted per run. About a quarter of an
+    hour on two cores. ``nox -s autobahn -- --only client`` picks runs by
+    label; the reports stay in the session's tmp folder.
+    """
+    install_packages(session)
+    session.install("-r", "tests/requirements.txt")
+    reports = Path(session.create_tmp()) / "autobahn"
+    session.run(
+        "python",
+        "-m",
+        "tests.ws.autobahn_server",
+        "all",
+        "-o",
+        str(reports),
+        *session.posargs,
+    )
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """The benchmark suite: iodine against its peers, same run, pinned cores."""
     install_packages(session)

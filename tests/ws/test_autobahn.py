@@ -1,60 +1,55 @@
-"""Autobahn|Testsuite sections 1-10 against the native echo handler, through
-kosoku (the cases' Python runner). About ten seconds here."""
+"""Autobahn|Testsuite sections 1-10 against the real HTTP server, played by
+kosoku (see ``autobahn_server``): a native handler reached through
+``iodine.upgrade``, and an ASGI application on the ``websocket`` scope.
+
+Each run takes about five seconds here. Sections 12-13 (permessage-deflate)
+take minutes, so only a sample of them runs here; ``nox -s autobahn`` runs
+them all and prints the summary.
+"""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from iodine import Reactor
-from tests.ws.conftest import Runner
+from tests.ws.autobahn_server import run
 
-SECTIONS = [f"{n}.*" for n in (1, 2, 3, 4, 5, 6, 7, 9, 10)]  # kosoku has no 8
-ACCEPTED = {"OK", "NON-STRICT", "INFORMATIONAL"}
+# The runs stop themselves after RUN_TIMEOUT; pytest-timeout is the backstop.
+RUN_TIMEOUT = 40.0
+pytestmark = pytest.mark.timeout(60)
+
+SECTIONS_1_TO_10 = [
+    pytest.param(("1", "2", "3", "4", "5", "6", "7", "10"), 247, id="1-7,10"),
+    # 16 MiB messages, and thousands of small ones: the heavy section.
+    pytest.param(("9",), 54, id="9", marks=pytest.mark.slow),
+]
+
+# The first cases of 12.1 and of each 13.x (a different deflate offer each):
+# small messages, a few seconds in all.
+DEFLATE_SAMPLE = (
+    *(f"12.1.{n}" for n in range(1, 6)),
+    *(f"13.{n}.1" for n in range(1, 8)),
+)
 
 
-def kosoku() -> str | None:
-    beside = Path(sys.executable).with_name("kosoku")
-    return str(beside) if beside.exists() else shutil.which("kosoku")
+@pytest.mark.parametrize("app", ["native", "asgi"])
+@pytest.mark.parametrize(("sections", "count"), SECTIONS_1_TO_10)
+def test_server_passes_autobahn_sections_1_to_10(
+    app: str, sections: tuple[str, ...], count: int, tmp_path: Path
+) -> None:
+    result = run(app, sections, tmp_path, timeout=RUN_TIMEOUT)
 
-
-class Echo:
-    def on_message(self, conn: Any, data: Any) -> None:
-        conn.write(data)
+    assert len(result.cases) == count
+    assert result.bad() == {}
 
 
 @pytest.mark.slow
-def test_autobahn_sections_1_to_10_pass(
-    reactor: Reactor, runner: Runner, tmp_path: Path
+@pytest.mark.parametrize("app", ["native", "asgi"])
+def test_server_with_compression_passes_a_sample_of_sections_12_and_13(
+    app: str, tmp_path: Path
 ) -> None:
-    command = kosoku()
-    if command is None:
-        pytest.skip("kosoku is not installed (tests/requirements.txt)")
-    # Section 9 sends 16 MiB messages, and echoing one queues it whole.
-    reactor.settings.max_pending = 64 * 1024 * 1024
-    listener = reactor.listen(
-        service="ws-test", handler=Echo, port=0, max_message=16 * 1024 * 1024
-    )
-    runner.start()
-    selection = [arg for section in SECTIONS for arg in ("-i", section)]
-    arguments = [command, f"127.0.0.1:{listener.port}", "-p", "2", *selection]
-    subprocess.run(
-        [*arguments, "-o", str(tmp_path)],
-        check=False,
-        capture_output=True,
-        timeout=50,
-    )
-    (results,) = json.loads((tmp_path / "index.json").read_text()).values()
-    bad = {
-        case: (result["behavior"], result["behaviorClose"])
-        for case, result in results.items()
-        if result["behavior"] not in ACCEPTED or result["behaviorClose"] not in ACCEPTED
-    }
-    assert len(results) > 290
-    assert bad == {}
+    result = run(app, DEFLATE_SAMPLE, tmp_path, compression=True, timeout=RUN_TIMEOUT)
+
+    assert len(result.cases) == len(DEFLATE_SAMPLE)
+    assert result.bad() == {}

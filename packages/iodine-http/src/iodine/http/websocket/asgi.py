@@ -16,7 +16,9 @@ session instead of through handler callbacks.
 coroutines). ``send`` returns a shared, finished future unless the
 transport's buffer is full; ``receive`` returns a finished one when a message
 is waiting. An idle connection holds the session, its connection, the
-application's task and one pending future; no HTTP parser.
+application's task and one pending future: no HTTP parser, and not the
+exchange of the handshake either (at the accept, the task's done callback
+moves from it to the session).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from iodine.http.exchange import BODY, DONE, STARTED, WAITING, Exchange
 from iodine.http.headers import simple_response
 from iodine.http.websocket import frames
 from iodine.http.websocket.connection import WebSocketConnection
-from iodine.http.websocket.deflate import DeflateWrites
+from iodine.http.websocket.frames import ProtocolError
 
 if TYPE_CHECKING:
     from iodine.http.protocol import HttpProtocol
@@ -87,6 +89,7 @@ class AsgiWebSocket:
         "_exchange",
         "_loop",
         "_queue",
+        "_tasks",
         "_waiter",
         "state",
     )
@@ -97,6 +100,7 @@ class AsgiWebSocket:
         self._conn: AsgiWebSocketConnection | None = None
         self._loop = protocol.loop
         self._done = protocol.done
+        self._tasks = protocol.server.tasks
         # Messages (or the disconnect) the application has not received yet;
         # None while there are none, which is nearly always.
         self._queue: deque[dict[str, Any]] | None = deque([_CONNECT])
@@ -201,8 +205,42 @@ class AsgiWebSocket:
 
     def on_close(self, conn: Any, reason: CloseReason) -> None:
         self.state = CLOSED
-        self._push(_disconnect(conn.close_code or 1005, conn.close_reason))
+        code = conn.close_code or frames.NO_STATUS_RECEIVED
+        if code == frames.ABNORMAL_CLOSURE and isinstance(conn.error, ProtocolError):
+            # The server failed the connection (1002, 1007, 1009) and did not
+            # wait for the peer's echo: the application learns why from the
+            # code that was sent rather than from a bare 1006.
+            code = conn.error.code
+        self._push(_disconnect(code, conn.close_reason))
         self.on_drained(conn)
+
+    def app_done(self, task: asyncio.Task[Any]) -> None:
+        """The application of an accepted WebSocket ended: close it with
+        1000, or 1011 if it raised (returning ends the conversation, as in
+        uvicorn)."""
+        self._tasks.discard(task)
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        conn = self._conn
+        assert conn is not None
+        if error is None:
+            if conn.is_open:
+                conn.close(frames.NORMAL_CLOSURE)
+            return
+        path = conn.scope["path"] if conn.scope else "?"
+        if conn.is_open:
+            logger.error(
+                "Exception in the ASGI application for WebSocket %s; "
+                "closing it with 1011.",
+                path,
+                exc_info=error,
+            )
+            conn.close(frames.INTERNAL_ERROR)
+        elif not isinstance(error, OSError):
+            logger.error(
+                "Exception in the ASGI application for WebSocket %s:",
+                path,
+                exc_info=error,
+            )
 
     def lost(self) -> None:
         """The client went away before the handshake was answered."""
@@ -240,18 +278,13 @@ class AsgiWebSocketConnection(WebSocketConnection):
             self._session.message(message)
 
 
-class AsgiDeflateConnection(DeflateWrites, AsgiWebSocketConnection):
-    """An ASGI application's WebSocket with permessage-deflate."""
-
-    __slots__ = ()
-
-
 class WebSocketExchange(Exchange):
     """A WebSocket handshake served by an ASGI application (see the module
     docstring); an HTTP exchange until the application accepts."""
 
     session: AsgiWebSocket | None = None
     scope: dict[str, Any] | None = None
+    _task: asyncio.Task[Any] | None = None
 
     def run(self) -> None:
         protocol = self.protocol
@@ -274,8 +307,13 @@ class WebSocketExchange(Exchange):
             return
         if task.done():
             self._app_done(task)
+            return
+        server.tasks.add(task)
+        if session._conn is not None:
+            # Accepted in its first step (eager tasks): the exchange is done.
+            task.add_done_callback(session.app_done)
         else:
-            server.tasks.add(task)
+            self._task = task
             task.add_done_callback(self._app_done)
 
     # ------------------------------------------------ before the accept
@@ -313,20 +351,27 @@ class WebSocketExchange(Exchange):
 
     def _accept(self, message: dict[str, Any], session: AsgiWebSocket) -> None:
         headers = list(message.get("headers") or ())
+        compressing: type[AsgiWebSocketConnection] = AsgiWebSocketConnection
+        if self.protocol.server.config.websocket_compression:
+            # Looked up only then: the deflate module loads wsproto.
+            compressing = upgrade.deflate_module().AsgiDeflateConnection
         conn = upgrade.switch(
             self,
             session,
             headers=headers,
             subprotocol=message.get("subprotocol"),
             scope=self.scope,
-            websocket_classes=(AsgiWebSocketConnection, AsgiDeflateConnection),
+            websocket_classes=(AsgiWebSocketConnection, compressing),
         )
         assert isinstance(conn, AsgiWebSocketConnection)
         session.opened(conn)
-        # The scope stays with the application; nothing else of the HTTP
-        # request is needed any more.
-        self.session = None
-        self.scope = None
+        # From here the session sees the application out; dropping the
+        # task's hold on this exchange frees it, and the HTTP protocol with it.
+        task = self._task
+        if task is not None:
+            self._task = None
+            task.remove_done_callback(self._app_done)
+            task.add_done_callback(session.app_done)
 
     # ------------------------------------- what the HTTP protocol calls
 
@@ -347,23 +392,10 @@ class WebSocketExchange(Exchange):
         protocol: HttpProtocol = self.protocol
         protocol.server.tasks.discard(task)
         error = asyncio.CancelledError() if task.cancelled() else task.exception()
-        session = self.session or _session_of(task)
+        session = self.session
         target = self.target.decode("latin-1")
-        if session is not None and session.state == OPEN:
-            conn = session._conn
-            assert conn is not None
-            if error is not None:
-                logger.error(
-                    "Exception in the ASGI application for WebSocket %s; "
-                    "closing it with 1011.",
-                    target,
-                    exc_info=error,
-                )
-                if conn.is_open:
-                    conn.close(frames.INTERNAL_ERROR)
-            elif conn.is_open:
-                # Returning is the end of the conversation (as in uvicorn).
-                conn.close(frames.NORMAL_CLOSURE)
+        if session is not None and session._conn is not None:
+            session.app_done(task)  # accepted, and done in its first step
             return
         if self.state == DONE:
             if error is not None and not isinstance(error, OSError):
@@ -373,7 +405,11 @@ class WebSocketExchange(Exchange):
                     exc_info=error,
                 )
             return
-        if error is not None:
+        gone = session is not None and session.state == CLOSED
+        if isinstance(error, OSError) and gone:
+            # The client left before the answer; send told the application.
+            logger.debug("Client gone before WebSocket %s was answered.", target)
+        elif error is not None:
             logger.error(
                 "Exception in the ASGI application for WebSocket %s:",
                 target,
@@ -390,12 +426,3 @@ class WebSocketExchange(Exchange):
         self.fail()
         if session is not None:
             session.refused()
-
-
-def _session_of(task: asyncio.Task[Any]) -> AsgiWebSocket | None:
-    # After the accept the exchange lets go of its session; the application's
-    # coroutine still holds ``receive``, bound to it.
-    coro: Any = task.get_coro()
-    frame = getattr(coro, "cr_frame", None)
-    del frame
-    return None

@@ -38,6 +38,7 @@ from wsproto.frame_protocol import (
 
 from iodine.core.connection import OPEN_STATE
 from iodine.http.websocket import frames
+from iodine.http.websocket.asgi import AsgiWebSocketConnection
 from iodine.http.websocket.connection import WebSocketConnection
 from iodine.http.websocket.frames import Decoder, Event, ProtocolError
 
@@ -168,8 +169,11 @@ class _Extension(PerMessageDeflate):
     Three changes: a message may not inflate past ``max_message`` (1009, and
     zlib stops there, so a small frame cannot make the server allocate a
     huge one); the compressor uses :data:`MEM_LEVEL`; and a control frame
-    between the fragments of a compressed message leaves the message's state
-    alone (wsproto 1.2 resets it, which breaks the rest of the message).
+    leaves the state of messages alone. wsproto 1.2 resets it on a control
+    frame between two fragments, which breaks the rest of the message, and
+    takes a control frame between two messages for the start of an
+    uncompressed one, so the compressed message after a ping was delivered
+    as it came off the wire.
     """
 
     def __init__(self, agreement: Agreement, max_message: int) -> None:
@@ -182,6 +186,21 @@ class _Extension(PerMessageDeflate):
         self._enabled = True
         self.max_message = max_message
         self.received = 0
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        if opcode.iscontrol():
+            # Section 6.1: control frames are never compressed.
+            if rsv.rsv1:
+                return CloseReason.PROTOCOL_ERROR
+            self._inbound_is_compressible = False
+            return RsvBits(True, False, False)
+        return super().frame_inbound_header(proto, opcode, rsv, payload_length)
 
     def frame_inbound_payload_data(
         self, proto: FrameDecoder | FrameProtocol, data: bytes
@@ -208,11 +227,28 @@ class _Extension(PerMessageDeflate):
     def frame_inbound_complete(
         self, proto: FrameDecoder | FrameProtocol, fin: bool
     ) -> bytes | CloseReason | None:
-        if not self._inbound_is_compressible:
-            return None  # a control frame: the message goes on after it
-        if fin:
-            self.received = 0
-        return super().frame_inbound_complete(proto, fin)
+        if not self._inbound_is_compressible or not fin:
+            return None  # a control frame, or a fragment: the message goes on
+        received, self.received = self.received, 0
+        if not self._inbound_compressed:
+            self._inbound_compressed = None
+            return None
+
+        # The end of a compressed message: the four bytes section 7.2.2 has
+        # the sender drop, inflated under the same bound as the rest (wsproto
+        # inflates them, and flushes, without one).
+        decompressor = self._decompressor
+        assert decompressor is not None
+        try:
+            out = decompressor.decompress(b"\x00\x00\xff\xff", self.max_message + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        if received + len(out) > self.max_message or decompressor.unconsumed_tail:
+            return CloseReason.MESSAGE_TOO_BIG
+        if self.client_no_context_takeover:
+            self._decompressor = None
+        self._inbound_compressed = None
+        return out
 
     def frame_outbound(
         self,
@@ -331,5 +367,12 @@ class DeflateWrites:
 
 class DeflateWebSocketConnection(DeflateWrites, WebSocketConnection):
     """A native WebSocket connection that negotiated permessage-deflate."""
+
+    __slots__ = ()
+
+
+class AsgiDeflateConnection(DeflateWrites, AsgiWebSocketConnection):
+    """An ASGI application's WebSocket with permessage-deflate (here rather
+    than in ``websocket.asgi``, which every ASGI server loads)."""
 
     __slots__ = ()
