@@ -7,12 +7,19 @@ benchmark suite against its peers.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
-PYTHONS = ["3.11", "3.12", "3.13"]
+
+# iodine supports CPython 3.11 and newer. The tests run on each of those the
+# machine has (pyenv's shims make them visible), so a newer release is picked
+# up without editing this file, and a missing one is not an error.
+PYTHONS = [
+    f"3.{minor}" for minor in range(11, 20) if shutil.which(f"python3.{minor}")
+] or ["3"]
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "uv|virtualenv"

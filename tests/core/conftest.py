@@ -95,3 +95,25 @@ def client(port: int) -> Iterator[socket.socket]:
         yield sock
     finally:
         sock.close()
+
+
+def small_window_client(port: int) -> socket.socket:
+    """A client whose small receive buffer makes the server's writes back up."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def read_to_end(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Read until the peer closes (a reset counts as closed); fail after ``timeout``."""
+    sock.settimeout(timeout)
+    data = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(256 * 1024)
+        except ConnectionResetError:
+            return bytes(data)
+        if not chunk:
+            return bytes(data)
+        data += chunk

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 
 import pytest
@@ -11,15 +10,7 @@ import pytest
 from iodine import CloseReason, Connection, Reactor, Timer
 from iodine.core.settings import MIB
 
-from .conftest import Runner, recv_exactly, wait_for
-
-
-def small_window_client(port: int) -> socket.socket:
-    """A client whose small receive buffer makes the server's writes back up."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    sock.connect(("127.0.0.1", port))
-    return sock
+from .conftest import Runner, recv_exactly, small_window_client, wait_for
 
 
 def test_reading_pauses_until_the_peer_drains(reactor: Reactor, runner: Runner) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import iodine
 from iodine import CloseReason, Connection, ListenError, MissingPackageError, Reactor
 
 from .conftest import Runner, client, recv_exactly, wait_for
@@ -126,6 +127,45 @@ def test_client_and_server_in_one_process(reactor: Reactor, runner: Runner) -> N
     assert replies == [b"ping", b"local close"]
 
 
+def test_unix_client_and_server_in_one_process(
+    reactor: Reactor, runner: Runner, tmp_path: Any
+) -> None:
+    path = str(tmp_path / "echo.sock")
+    server_reasons: list[CloseReason] = []
+    replies = bytearray()
+    client_reasons: list[CloseReason] = []
+    client_closed = threading.Event()
+
+    class EchoNotingClose(Echo):
+        def on_close(self, conn: Connection, reason: CloseReason) -> None:
+            server_reasons.append(reason)
+
+    class Client:
+        def on_open(self, conn: Connection) -> None:
+            conn.write(b"round trip")
+
+        def on_message(self, conn: Connection, data: bytes) -> None:
+            replies.extend(data)
+            if len(replies) >= 10:
+                conn.close()
+
+        def on_close(self, conn: Connection, reason: CloseReason) -> None:
+            client_reasons.append(reason)
+            client_closed.set()
+
+    reactor.listen(address=path, handler=EchoNotingClose)
+    runner.start()
+    # Made while running, from another thread: it connects at once.
+    conn = reactor.connect(f"unix://{path}", handler=Client)
+    assert client_closed.wait(5)
+    assert bytes(replies) == b"round trip"
+    assert client_reasons == [CloseReason.LOCAL]
+    assert conn.peer == path
+    # The client's close reaches the server as the peer closing.
+    wait_for(lambda: server_reasons)
+    assert server_reasons == [CloseReason.PEER]
+
+
 def test_client_writes_before_open_are_sent(reactor: Reactor, runner: Runner) -> None:
     listener = reactor.listen(port=0, handler=Echo)
     runner.start()
@@ -221,6 +261,14 @@ def test_handler_class_object_and_factory(reactor: Reactor, runner: Runner) -> N
 def test_bad_handler_is_rejected_at_listen(reactor: Reactor) -> None:
     with pytest.raises(TypeError, match="handler"):
         reactor.listen(port=0, handler=42)
+
+
+def test_tls_listen_says_tls_is_not_available_yet() -> None:
+    # Through the public function: it refuses before binding anything, so the
+    # process-wide reactor is left as it was.
+    with pytest.raises(NotImplementedError, match=r"TLS .*not available yet"):
+        iodine.listen(port=0, handler=Echo, tls={"cert": "server.pem"})
+    assert iodine.reactor.listeners == []
 
 
 def test_unknown_service_names_the_problem(reactor: Reactor) -> None:

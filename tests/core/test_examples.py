@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import iodine
+
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
@@ -71,7 +73,12 @@ def test_echo_example(serve: object) -> None:
     lines = []
     while not lines or "Echo server listening on port" not in lines[-1]:
         lines.append(process.stdout.readline().decode())  # type: ignore[union-attr]
-    assert any("running: tcp://127.0.0.1:" in line for line in lines)
+    # The default settings, as run() reports them, from this very process.
+    startup = (
+        f"[{process.pid}] INFO iodine {iodine.__version__} running: "
+        f"tcp://127.0.0.1:{port} (raw); 8 threads, 1 worker, callbacks inline.\n"
+    )
+    assert any(line.endswith(startup) for line in lines), lines
     with connect(port) as sock:
         read_until(sock, b"'bye' to leave.\r\n")
         sock.sendall(b"hello\r\n")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import tomllib
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+import iodine
 from iodine import CloseReason, Connection, Reactor
 
 from .conftest import Runner, client, recv_exactly, wait_for
@@ -184,3 +189,37 @@ def test_workers_above_one_are_refused(reactor: Reactor) -> None:
     with pytest.raises(ValueError, match="worker processes are not available"):
         reactor.run(workers=2)
     assert not reactor.is_running
+
+
+@pytest.mark.parametrize("threads_said", [(1, "1 thread"), (3, "3 threads")])
+def test_startup_line_states_version_addresses_threads_and_workers(
+    reactor: Reactor,
+    runner: Runner,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Any,
+    threads_said: tuple[int, str],
+) -> None:
+    threads, said = threads_said
+    reactor.settings.threads = threads
+    tcp = reactor.listen(port=0, handler=_Echo)
+    path = str(tmp_path / "app.sock")
+    reactor.listen(address=path, handler=_Echo)
+    with caplog.at_level(logging.INFO, logger="iodine.core"):
+        runner.start()
+    lines = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "iodine.core" and " running: " in record.getMessage()
+    ]
+    assert lines == [
+        f"iodine {iodine.__version__} running: "
+        f"tcp://127.0.0.1:{tcp.port} (raw), unix://{path} (raw); "
+        f"{said}, 1 worker, callbacks inline."
+    ]
+
+
+def test_version_is_the_one_in_pyproject() -> None:
+    # The start-up line reports iodine.__version__; it must be the released one.
+    pyproject = Path(__file__).parents[2] / "packages/iodine-core/pyproject.toml"
+    with pyproject.open("rb") as file:
+        assert iodine.__version__ == tomllib.load(file)["project"]["version"]

@@ -125,6 +125,29 @@ def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+def read_until(sock: socket.socket, marker: bytes, timeout: float = 2.0) -> bytes:
+    """What the peer sends until ``marker`` has arrived; less if it never does.
+
+    Bounded by ``timeout`` overall, so a server that holds data back makes
+    the caller's assertion fail instead of hanging.
+    """
+    data = b""
+    deadline = time.monotonic() + timeout
+    while marker not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 class Response:
     """A response read off a raw socket."""
 

@@ -11,6 +11,7 @@ import contextvars
 import io
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -249,6 +250,30 @@ class _Tracked:
         mark(f"closed fail={self.fail}")
 
 
+# Gates a test opens from outside the server process (GET /gate/open?NAME),
+# so an application can be held at a point the test chooses.
+_gates: dict[str, threading.Event] = {}
+_gates_lock = threading.Lock()
+
+# How long a held application waits for its gate: past any test's own
+# bounded reads, so a test fails before the application moves on by itself.
+_GATE_SECONDS = 5.0
+
+
+def _gate(name: str) -> threading.Event:
+    with _gates_lock:
+        return _gates.setdefault(name, threading.Event())
+
+
+def _gated_pieces(name: str) -> Iterator[bytes]:
+    """A first piece; the second only once the test opened gate ``name``."""
+    yield b"first,"
+    opened = _gate(name).wait(_GATE_SECONDS)
+    with _gates_lock:
+        _gates.pop(name, None)
+    yield b"second" if opened else b"gate never opened"
+
+
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     """The general-purpose WSGI test application."""
     path = environ["PATH_INFO"]
@@ -281,6 +306,23 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     if path == "/big-stream":
         start_response("200 OK", [])
         return (b"w" * 65536 for _ in range(256))
+    if path == "/gated":
+        start_response("200 OK", [])
+        return _gated_pieces(environ["QUERY_STRING"])
+    if path == "/gate/open":
+        _gate(environ["QUERY_STRING"]).set()
+        start_response("200 OK", [])
+        return [b"opened"]
+    if path == "/read-first":
+        # Reads as many bytes as X-Read-First says and logs them before it
+        # asks for the rest: the log shows what arrived while the client
+        # still held the rest of its body back.
+        stream = environ["wsgi.input"]
+        first = stream.read(int(environ["HTTP_X_READ_FIRST"]))
+        mark(f"input-read {first.decode('latin-1')}")
+        rest = stream.read()
+        start_response("200 OK", [])
+        return [b"%d,%d" % (len(first), len(rest))]
     if path == "/write":
         write = start_response("200 OK", [("Content-Length", "10")])
         write(b"hello")

@@ -55,6 +55,22 @@ def test_path_is_percent_decoded_and_raw_path_kept(server: Server) -> None:
     assert scope["raw_path"] == "/caf%C3%A9/scope"
 
 
+def test_root_path_is_in_the_scope_and_prefixes_the_path(
+    servers: Callable[..., Server],
+) -> None:
+    # Behind a proxy that strips the mount point. The ASGI spec has path
+    # include root_path (Starlette and uvicorn follow it): frameworks strip
+    # root_path off path to route, and build URLs from the full path.
+    server = servers(APP, root_path="/api")
+    raw = server.exchange(get("/caf%C3%A9/scope?q=1", extra="Connection: close\r\n"))
+    assert raw.startswith(b"HTTP/1.1 200")
+    scope = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert scope["root_path"] == "/api"
+    assert scope["path"] == "/api/café/scope"
+    assert scope["raw_path"] == "/api/caf%C3%A9/scope"
+    assert scope["query_string"] == "q=1"
+
+
 def test_request_body_streams_to_the_app(server: Server) -> None:
     def pieces() -> Iterator[bytes]:
         for index in range(50):

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
+import threading
+import time
 import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -307,3 +310,187 @@ async def test_app_exception_gives_500_and_keeps_the_connection() -> None:
     await settle()
     assert transport.data.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert not transport.closed
+
+
+# ------------------------------------------------ a client gone mid-response
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """Whether ``predicate`` came true within ``timeout`` (for pool threads)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+def collected(*refs: weakref.ref[Any]) -> bool:
+    gc.collect()
+    return all(ref() is None for ref in refs)
+
+
+def start_event() -> dict[str, Any]:
+    return {"type": "http.response.start", "status": 200, "headers": []}
+
+
+def body_event(body: bytes) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": body, "more_body": True}
+
+
+async def test_client_gone_mid_stream_wakes_the_app_and_leaks_nothing() -> None:
+    seen: list[str] = []
+
+    async def streams(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(start_event())
+        await send(body_event(b"first"))
+        # The GET's empty body, then nothing until the client goes away.
+        for _ in range(3):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        seen.append(message["type"])
+        try:
+            await send(body_event(b"late"))
+        except OSError:
+            seen.append("send raised OSError")
+
+    protocol, transport, reactor = connect(streams)
+    server = protocol.server
+    protocol.data_received(get("/"))
+    await settle()
+    assert transport.data.endswith(b"5\r\nfirst\r\n")
+    assert seen == []
+    assert protocol._active is not None
+    exchange = weakref.ref(protocol._active)
+
+    protocol.connection_lost(ConnectionResetError())
+    await settle()
+    assert seen == ["http.disconnect", "send raised OSError"]
+    assert b"late" not in transport.data
+    assert not server.tasks
+    assert protocol not in reactor.connections
+    assert server.connections == 0
+
+    connection = weakref.ref(protocol)
+    del protocol
+    transport.protocol = None
+    assert collected(connection, exchange)
+
+
+async def test_client_gone_while_send_waits_to_drain_leaks_nothing() -> None:
+    seen: list[str] = []
+
+    async def streams(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(start_event())
+        # The transport is full: this waits until it drains or the client
+        # goes away.
+        await send(body_event(b"first"))
+        seen.append("drain wait over")
+        try:
+            await send(body_event(b"late"))
+        except OSError:
+            seen.append("send raised OSError")
+        for _ in range(3):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        seen.append(message["type"])
+
+    protocol, transport, reactor = connect(streams)
+    server = protocol.server
+    protocol.pause_writing()
+    protocol.data_received(get("/"))
+    await settle()
+    assert transport.data.endswith(b"5\r\nfirst\r\n")
+    assert seen == []
+    assert protocol._active is not None
+    exchange = weakref.ref(protocol._active)
+
+    protocol.connection_lost(ConnectionResetError())
+    await settle()
+    assert seen == ["drain wait over", "send raised OSError", "http.disconnect"]
+    assert b"late" not in transport.data
+    assert not server.tasks
+    assert protocol not in reactor.connections
+
+    connection = weakref.ref(protocol)
+    del protocol
+    transport.protocol = None
+    assert collected(connection, exchange)
+
+
+class HeldStream:
+    """A WSGI response: "first", then "late" once the test sets ``go``."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.closed = threading.Event()
+        self.asked_after_late = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"first"
+        self.go.wait(5.0)
+        yield b"late"
+        # Only reached if the server goes on iterating for a client it
+        # knows is gone.
+        self.asked_after_late = True
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+async def test_wsgi_client_gone_mid_stream_closes_the_iterable() -> None:
+    stream = HeldStream()
+
+    def app(environ: dict[str, Any], start_response: Any) -> HeldStream:
+        start_response("200 OK", [])
+        return stream
+
+    protocol, transport, reactor = connect(app)
+    server = protocol.server
+    reactor.pool.start()
+    try:
+        protocol.data_received(get("/"))
+        assert await eventually(lambda: transport.data.endswith(b"5\r\nfirst\r\n"))
+        assert protocol._active is not None
+        exchange = weakref.ref(protocol._active)
+
+        protocol.connection_lost(ConnectionResetError())
+        stream.go.set()
+        assert await eventually(stream.closed.is_set)
+        await settle()
+        assert not stream.asked_after_late
+        assert b"late" not in transport.data
+        assert protocol not in reactor.connections
+        assert server.connections == 0
+    finally:
+        # Stopped before the check below: an idle pool thread holds on to
+        # its last job (see the next test).
+        await asyncio.to_thread(reactor.pool.shutdown, 2.0)
+
+    connection = weakref.ref(protocol)
+    del protocol
+    transport.protocol = None
+    assert collected(connection, exchange)
+
+
+async def test_idle_pool_thread_keeps_no_finished_wsgi_exchange() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"done"]
+
+    protocol, transport, reactor = connect(app)
+    reactor.pool.start()
+    try:
+        protocol.data_received(get("/"))
+        assert await eventually(lambda: transport.data.endswith(b"done"))
+        protocol.connection_lost(ConnectionResetError())
+        await settle()
+
+        connection = weakref.ref(protocol)
+        del protocol
+        transport.protocol = None
+        assert collected(connection)
+    finally:
+        await asyncio.to_thread(reactor.pool.shutdown, 2.0)

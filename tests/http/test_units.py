@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import calendar
+import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from iodine.core.reactor import Reactor
+from iodine.http import headers
 from iodine.http.config import KIB, MIB, HttpConfig, from_options
-from iodine.http.headers import ResponseError, encode_head, reason_phrase, status_line
+from iodine.http.headers import (
+    ResponseError,
+    date_line,
+    encode_head,
+    reason_phrase,
+    status_line,
+)
 from iodine.http.proxy import TrustedProxies, forwarded_client
 from iodine.http.service import detect_interface, http_service
 
@@ -141,3 +151,39 @@ def test_listen_with_an_http_url_uses_the_http_service() -> None:
         assert listener.port > 0
     finally:
         listener.close()
+
+
+# RFC 9110 section 5.6.7: IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+_IMF_FIXDATE = re.compile(
+    rb"date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] "
+    rb"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+    rb"[0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT\r\n"
+)
+
+
+def test_date_line_is_formatted_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(headers, "time", SimpleNamespace(time=lambda: clock[0]))
+
+    # The example date of RFC 9110 section 5.6.7, a quarter second in.
+    second = calendar.timegm((1994, 11, 6, 8, 49, 37))
+    clock[0] = second + 0.25
+    first = date_line()
+    assert first == b"date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+    assert _IMF_FIXDATE.fullmatch(first)
+
+    # Later in the same second: the very same line, not formatted again.
+    clock[0] = second + 0.999
+    assert date_line() is first
+
+    # The next second: a new line.
+    clock[0] = second + 1.0
+    assert date_line() == b"date: Sun, 06 Nov 1994 08:49:38 GMT\r\n"
+
+    # Any later time, in the same fixed-length form.
+    clock[0] = calendar.timegm((2024, 3, 4, 5, 6, 7))
+    later = date_line()
+    assert later == b"date: Mon, 04 Mar 2024 05:06:07 GMT\r\n"
+    assert _IMF_FIXDATE.fullmatch(later)

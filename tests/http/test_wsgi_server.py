@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from tests.http.conftest import ResponseReader, Server
+from tests.http.conftest import ResponseReader, Server, read_until
 
 APP = "http_test_apps:wsgi_app"
 
@@ -47,6 +48,55 @@ def test_wsgi_iterable_is_sent_as_produced_with_chunks(server: Server) -> None:
         response = ResponseReader(sock).read()
     assert response.header("transfer-encoding") == "chunked"
     assert response.body == b"one,two,three"
+
+
+def test_wsgi_piece_goes_out_before_the_next_is_produced(server: Server) -> None:
+    # The application yields "first," and then waits for a gate that only
+    # this test opens, after it has received "first,": a server that
+    # collected the iterable before writing would send nothing until the
+    # application gave up waiting, long after read_until has.
+    gate = uuid.uuid4().hex
+    with server.connect() as sock:
+        sock.sendall(b"GET /gated?%s HTTP/1.1\r\nHost: t\r\n\r\n" % gate.encode())
+        before = read_until(sock, b"first,\r\n", timeout=2.0)
+        assert before.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"transfer-encoding: chunked" in before.lower()
+        assert before.endswith(b"\r\n6\r\nfirst,\r\n")
+
+        assert httpx.get(server.url(f"/gate/open?{gate}")).text == "opened"
+        after = read_until(sock, b"0\r\n\r\n", timeout=2.0)
+    assert after == b"6\r\nsecond\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_wsgi_input_gives_the_app_the_body_before_it_is_complete(
+    server: Server, framing: str
+) -> None:
+    # The client sends a first part, then waits until the application has
+    # read it (the server logs it) before sending the rest: a server that
+    # gathered the whole body before calling the application, or whose
+    # read(n) waited for the end of the body, never logs it.
+    first = uuid.uuid4().hex.encode()
+    rest = b"r" * 100_000
+    head = b"POST /read-first HTTP/1.1\r\nHost: t\r\n"
+    head += b"X-Read-First: %d\r\n" % len(first)
+    if framing == "chunked":
+        head += b"Transfer-Encoding: chunked\r\n\r\n"
+        first_part = b"%x\r\n%s\r\n" % (len(first), first)
+        rest_part = b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest)
+    else:
+        head += b"Content-Length: %d\r\n\r\n" % (len(first) + len(rest))
+        first_part, rest_part = first, rest
+
+    with server.connect() as sock:
+        sock.sendall(head + first_part)
+        marker = f"MARK input-read {first.decode()}"
+        assert marker in server.wait_for_log(marker, timeout=2.0)
+
+        sock.sendall(rest_part)
+        response = ResponseReader(sock).read()
+    assert response.status == 200
+    assert response.body == b"%d,%d" % (len(first), len(rest))
 
 
 def test_wsgi_close_is_called(server: Server) -> None:

@@ -84,3 +84,7 @@ class ThreadPool:
                 fn(*args)
             except BaseException:
                 logger.exception("Unhandled error in a thread pool job.")
+            # An idle thread waits in jobs.get() with these still bound: drop
+            # them, or each idle thread keeps its last job's objects (a whole
+            # finished request, with its connection) alive until the next one.
+            del job, fn, args

@@ -104,11 +104,11 @@ class WebSocketClient(WebSocketConnection):
         transport.write(request)
         self._reactor.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
 
-    def buffer_updated(self, nbytes: int) -> None:
+    def data_received(self, data: bytes) -> None:
         if self._handshake is None:
-            super().buffer_updated(nbytes)
+            super().data_received(data)
             return
-        self._handshake.received += self._reactor.read_buffer[:nbytes]
+        self._handshake.received += data
         self._continue_handshake()
 
     def connection_lost(self, exc: Exception | None) -> None:
