@@ -30,11 +30,36 @@ def handler_factory(handler: object) -> Callable[[], object]:
     """
     if isinstance(handler, type):
         return handler
-    if any(hasattr(handler, name) for name in CALLBACK_NAMES):
+    if has_callbacks(handler):
         return lambda: handler
     if callable(handler):
         return handler
-    raise TypeError(
+    raise _not_a_handler(handler)
+
+
+def make_handler(handler: object) -> object:
+    """The handler of a new connection: ``handler`` itself if it has callbacks,
+    else what calling it (a class or a factory) returns.
+
+    Raises:
+        TypeError: ``handler`` is neither a handler, a class nor a factory.
+    """
+    if isinstance(handler, type):
+        return handler()
+    if has_callbacks(handler):
+        return handler
+    if callable(handler):
+        return handler()
+    raise _not_a_handler(handler)
+
+
+def has_callbacks(handler: object) -> bool:
+    """Whether ``handler`` has at least one of the ``on_*`` callbacks."""
+    return any(hasattr(handler, name) for name in CALLBACK_NAMES)
+
+
+def _not_a_handler(handler: object) -> TypeError:
+    return TypeError(
         "a handler must be an object with on_* callbacks, a class or a factory; "
         f"got {handler!r}"
     )
@@ -50,6 +75,9 @@ _EVENT_CALLBACKS = (
     "on_timeout",
     "on_close",
 )
+
+
+_ABSENT: tuple[None, bool] = (None, False)
 
 
 class Callbacks:
@@ -70,8 +98,11 @@ class Callbacks:
             if fn is None and name == "on_timeout":
                 # Ruby iodine calls this one ``ping``; both names work.
                 fn = _callback(handler, "ping")
-            table.append((fn, fn is not None and is_coroutine_function(fn)))
-        self.table = table
+            if fn is None:
+                table.append(_ABSENT)  # shared: most handlers lack most events
+            else:
+                table.append((fn, is_coroutine_function(fn)))
+        self.table = tuple(table)
 
 
 def _callback(handler: object, name: str) -> Callable[..., Any] | None:

@@ -59,6 +59,14 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Methods as text, looked up instead of decoded per request.
 _METHODS: dict[bytes, str] = {}
 
+# Header names as received -> the lowercased name ASGI and WSGI want, shared:
+# a scope kept for a connection's lifetime (a WebSocket's) then holds no
+# copy of its names, and a request saves an allocation per header. Bounded,
+# since names are the client's choice; past the bound, names are lowered
+# per request as usual.
+_NAMES: dict[bytes, bytes] = {}
+_MAX_NAMES = 512
+
 
 class _LimitHit(Exception):
     """Raised from a parser callback to stop parsing; carries the status."""
@@ -293,7 +301,12 @@ class HttpProtocol(asyncio.Protocol):
         headers = self._headers
         if len(headers) >= config.max_headers:
             raise _LimitHit(431)
-        name = name.lower()
+        lowered = _NAMES.get(name)
+        if lowered is None:
+            lowered = name.lower()
+            if len(_NAMES) < _MAX_NAMES:
+                _NAMES[name] = lowered
+        name = lowered
         headers.append((name, value))
         if name == b"host":
             self._host_count += 1

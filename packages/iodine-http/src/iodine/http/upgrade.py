@@ -208,7 +208,9 @@ def switch(
     # protocol takes its place.
     transport.set_protocol(_RELEASED)
 
-    # The native connection, in the transport's hands from here on.
+    # The native connection, in the transport's hands from here on. Each
+    # takes the HTTP connection's address tuple rather than asking the
+    # transport for a new one: an idle connection keeps it for its lifetime.
     conn: Connection
     if kind == WEBSOCKET:
         if websocket_classes is not None:
@@ -228,6 +230,7 @@ def switch(
         if deflate is not None:
             conn._decoder = deflate.codec(config.max_message)
         conn._on_lost = server.release_connection
+        conn.peer = protocol.client
         ws_connection.attach(conn, transport, leftover)
     elif kind == SSE:
         conn = sse.upgrade(
@@ -243,6 +246,7 @@ def switch(
     else:
         conn = RawConnection(reactor, handler, scope)
         conn._on_lost = server.release_connection
+        conn.peer = protocol.client
         transport.set_protocol(conn)
         conn.connection_made(transport)
         if leftover:

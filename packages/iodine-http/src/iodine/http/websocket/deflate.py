@@ -348,8 +348,7 @@ class DeflateWrites:
             return False
         if get_ident() != conn._tid:
             payload = data if isinstance(data, str) else bytes(data)
-            with conn._lock:
-                conn._foreign += len(payload)
+            conn._count_foreign(len(payload))
             conn._reactor.call_soon_threadsafe(conn._write_later, payload)
             return True
         conn._transport.write(conn._decoder.encode(data))
@@ -359,8 +358,7 @@ class DeflateWrites:
 
     def _write_later(self, data: str | bytes) -> None:
         conn: Any = self
-        with conn._lock:
-            conn._foreign -= len(data)
+        conn._count_foreign(-len(data))
         if conn._state == OPEN_STATE:
             conn._send(conn._decoder.encode(data))
 

@@ -116,6 +116,34 @@ def parse_close(payload: bytes) -> tuple[int, str]:
     return code, reason
 
 
+def one_small_message(data: bytes, max_message: int) -> str | bytes | None:
+    """The message ``data`` holds if it is exactly one small, complete,
+    masked data frame with FIN set, which is what a client's read nearly
+    always is; None if it is anything else (decode it with a
+    :class:`Decoder`). Only valid between messages, on the server side.
+
+    Raises:
+        ProtocolError: 1009 over ``max_message``, 1007 for invalid UTF-8.
+    """
+    size = len(data)
+    # data[1] == 0x80 | (size - 6): masked, the length in 7 bits, and
+    # nothing after the payload.
+    if not 6 <= size <= 131 or data[1] != size + 122:
+        return None
+    first = data[0]
+    if first not in (0x81, 0x82):
+        return None
+    if size - 6 > max_message:
+        raise ProtocolError(MESSAGE_TOO_BIG, "message too big")
+    payload = unmask(data[6:], data[2:6])
+    if first == 0x82:
+        return payload
+    try:
+        return payload.decode()
+    except UnicodeDecodeError:
+        raise ProtocolError(INVALID_PAYLOAD, "text message is not UTF-8") from None
+
+
 class Decoder:
     """Reassembles messages from one side's frames; holds no buffer when idle.
 
@@ -165,26 +193,10 @@ class Decoder:
         if self.closed:
             return []
         buffer = self._buffer
-
-        # The fast path: this read is exactly one small, complete, masked
-        # data frame with FIN set and no fragmented message under way.
         if buffer is None and not self._opcode and not self.client:
-            size = len(data)
-            if 6 <= size <= 131:
-                first = data[0]
-                if first in (0x81, 0x82) and data[1] == size + 122:
-                    # data[1] == 0x80 | (size - 6): masked, length in 7 bits.
-                    if size - 6 > self.max_message:
-                        raise ProtocolError(MESSAGE_TOO_BIG, "message too big")
-                    payload = unmask(data[6:], data[2:6])
-                    if first == 0x82:
-                        return [(BINARY, payload)]
-                    try:
-                        return [(TEXT, payload.decode())]
-                    except UnicodeDecodeError:
-                        raise ProtocolError(
-                            INVALID_PAYLOAD, "text message is not UTF-8"
-                        ) from None
+            message = one_small_message(data, self.max_message)
+            if message is not None:
+                return [(TEXT if type(message) is str else BINARY, message)]
 
         if buffer is None:
             view: bytes | bytearray = data
@@ -208,6 +220,12 @@ class Decoder:
         else:
             del buffer[:end]
         return events
+
+    @property
+    def is_idle(self) -> bool:
+        """Between messages: no partial frame, no fragmented message, not
+        closed. An idle decoder holds nothing a new one would not."""
+        return self._buffer is None and not self._opcode and not self.closed
 
     def _decode(self, view: bytes | bytearray, events: list[Event]) -> int:
         """Decode whole frames from ``view``; return where the rest begins."""
