@@ -51,18 +51,29 @@ class ClientDisconnected(OSError):
     """
 
 
+# What every scope's "asgi" key says; one dict for all of them.
+_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+
 def connection_scope(protocol: HttpProtocol) -> dict[str, Any]:
     """The part of every request's scope that is fixed for a connection."""
     server = protocol.server
     return {
         "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "asgi": _ASGI_VERSION,
         "http_version": "1.1",
         "scheme": protocol.scheme,
         "server": protocol.server_address,
         "client": protocol.client,
         "root_path": server.config.root_path,
         "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
+        # Replaced per request. Present here so that a copy of the template
+        # is already as large as a whole scope and never resizes.
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [],
     }
 
 
@@ -121,10 +132,10 @@ class AsgiExchange(Exchange):
     _trailers = _NO_TRAILERS
     _trailer_lines: list[bytes] | None = None
     scope: dict[str, Any] | None = None
-
-    def __init__(self, *request: Any) -> None:
-        Exchange.__init__(self, *request)
-        self._chunks: list[bytes] = []
+    # Body pieces the application has not received yet; made by the first
+    # piece that has to wait (most requests have no body, or are read as
+    # they come).
+    _chunks: list[bytes] | None = None
 
     # -------------------------------------------------------- running
 
@@ -150,11 +161,11 @@ class AsgiExchange(Exchange):
             )
             self.fail()
             return
-        if task.done():
-            self._app_done(task)
-        else:
+        if not task.done():
             server.tasks.add(task)
             task.add_done_callback(self._app_done)
+        elif task.cancelled() or task.exception() or self.state != DONE:
+            self._app_done(task)  # finished in its first step, but not well
 
     def _app_done(self, task: asyncio.Task[Any]) -> None:
         self.protocol.server.tasks.discard(task)
@@ -200,8 +211,11 @@ class AsgiExchange(Exchange):
 
     def _take_body(self) -> dict[str, Any]:
         chunks = self._chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
+        if not chunks:
+            body = b""
+        else:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
         if self._buffered > _HIGH_WATER:
             self.protocol.resume_body()
         self._buffered = 0
@@ -221,7 +235,10 @@ class AsgiExchange(Exchange):
                     {"type": "http.request", "body": data, "more_body": True}
                 )
                 return
-        self._chunks.append(data)
+        if self._chunks is None:
+            self._chunks = [data]
+        else:
+            self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > _HIGH_WATER:
             self.protocol.pause_body()

@@ -213,6 +213,34 @@ class Exchange:
         head = self.head
         assert head is not None
         self.state = BODY
+
+        # The common answer, framed by its head alone: the whole body at once,
+        # of the length announced, on a kept-alive HTTP/1.1 connection.
+        if (
+            head.sized is not None
+            and not more
+            and len(data) == head.length
+            and self.keep_alive
+            and self.http_version == "1.1"
+            and self.method != "HEAD"
+            and not self.expect_continue
+        ):
+            self.sent = len(data)
+            self.remaining = 0
+            protocol = self.protocol
+            protocol.write(
+                b"".join(
+                    (
+                        head.sized,
+                        date_line(),
+                        protocol.server.server_line,
+                        b"\r\n",
+                        data,
+                    )
+                )
+            )
+            return
+
         if head.close or (
             self.expect_continue and not self.continue_sent and not self.body_done
         ):

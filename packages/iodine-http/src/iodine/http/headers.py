@@ -78,12 +78,16 @@ class Head(NamedTuple):
 
     ``block`` is the status line and the application's headers (without the
     blank line that ends a head); ``length`` is its Content-Length, if it gave
-    one; ``close`` says it asked for ``Connection: close``.
+    one; ``close`` says it asked for ``Connection: close``. ``sized`` is the
+    block with its Content-Length line when a response with this head has a
+    body of that length (not a 1xx, 204 or 304) and keeps the connection:
+    the common answer, written without deciding its framing again.
     """
 
     block: bytes
     length: int | None
     close: bool
+    sized: bytes | None = None
 
 
 # Header names are tokens (RFC 9110 section 5.6.2); values may not contain CR,
@@ -155,7 +159,11 @@ def _encode(status: int, headers: Any) -> Head:
                 close = True
             continue
         parts.append(b"%s: %s\r\n" % (name, value.strip()))
-    return Head(b"".join(parts), length, close)
+    block = b"".join(parts)
+    sized = None
+    if length is not None and not close and status >= 200 and status not in (204, 304):
+        sized = b"%scontent-length: %d\r\n" % (block, length)
+    return Head(block, length, close, sized)
 
 
 def _as_bytes(value: object) -> bytes:

@@ -66,6 +66,7 @@ def _disconnect(code: int, reason: str = "") -> dict[str, Any]:
 def websocket_scope(exchange: Exchange) -> dict[str, Any]:
     """The ``websocket`` scope of a handshake request."""
     scope = request_scope(exchange)
+    del scope["method"]  # the template is made for http scopes
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     scope["subprotocols"] = (
