@@ -341,7 +341,10 @@ class HttpProtocol(asyncio.Protocol):
             method = _METHODS.setdefault(method_bytes, method_bytes.decode("ascii"))
         target = self._url
         if target[:1] == b"/":
-            raw_path, _, query = target.partition(b"?")
+            if b"?" in target:
+                raw_path, _, query = target.partition(b"?")
+            else:
+                raw_path, query = target, b""
         elif (target == b"*" and method == "OPTIONS") or method == "CONNECT":
             raw_path, query = target, b""
         else:
