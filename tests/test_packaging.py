@@ -46,8 +46,9 @@ for name in sys.argv[1:]:
 import iodine
 report["__path__"] = list(iodine.__path__)
 if "iodine.http" in sys.argv:
-    from iodine.core.services import find_service
+    from iodine.core.services import find_client, find_service
     report["service"] = find_service("http").__module__
+    report["clients"] = [find_client(s).__module__ for s in ("ws", "wss")]
 print(json.dumps(report))
 """
 
@@ -65,6 +66,19 @@ def test_editable_installs_share_the_namespace() -> None:
     folders = {Path(p).resolve() for p in iodine.__path__}
     for name in PRESENT:
         assert PACKAGES / name / "src" / "iodine" in folders
+
+
+@pytest.mark.skipif("iodine-http" not in PRESENT, reason="iodine-http is absent")
+def test_ws_urls_find_the_client_through_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from iodine.core import services
+    from iodine.http.websocket import client
+
+    # Nothing registered by hand: only the installed metadata can answer.
+    monkeypatch.setattr(services, "_clients", {})
+    assert services.find_client("ws") is client.connect
+    assert services.find_client("wss") is client.connect
 
 
 def test_meta_package_declares_its_extras() -> None:
@@ -132,6 +146,7 @@ def test_wheels_installed_side_by_side(tmp_path: Path) -> None:
     assert len(report["__path__"]) == 1  # one shared site-packages/iodine
     if "iodine-http" in PRESENT:
         assert report["service"].startswith("iodine.http")
+        assert report["clients"] == ["iodine.http.websocket.client"] * 2
 
     if "iodine-cli" in PRESENT:
         version = _run([str(site / "bin" / "iodine"), "--version"], env, cwd=tmp_path)

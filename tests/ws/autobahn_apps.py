@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import iodine
-from iodine.http.websocket import client as ws_client
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -198,10 +197,3 @@ class _Finish:
         self.run.done()
 
 
-def register_ws_client() -> None:
-    """Make ``iodine.connect(url="ws://...")`` reach the WebSocket client.
-
-    iodine-http declares no ``iodine.clients`` entry point, so core finds no
-    factory for ``ws://`` by itself (as the ``ws_client`` fixture notes).
-    """
-    iodine.register_client("ws", ws_client.connect)

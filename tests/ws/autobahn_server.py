@@ -329,7 +329,6 @@ def client(url: str, agent: str, lifetime: float) -> int:
     import iodine
     from tests.ws import autobahn_apps
 
-    autobahn_apps.register_ws_client()
     iodine.settings.max_pending = MAX_PENDING
     iodine.settings.shutdown_timeout = 2
     run = autobahn_apps.FuzzingClient(url.rstrip("/"), agent, MAX_MESSAGE, iodine.stop)

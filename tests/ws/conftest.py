@@ -1,10 +1,12 @@
 """Fixtures: a private reactor in a thread, a test-only WebSocket/SSE service,
 fake transports and raw-socket helpers.
 
-The HTTP server is not wired to WebSockets yet, so the ``ws-test`` service
-stands in for it: its protocol reads one request head, answers with the
-handshake helpers and hands the transport over with ``upgrade(...)``, which is
-the contract the HTTP layer will follow.
+The ``ws-test`` service drives the connection layer without the HTTP server:
+its protocol reads one request head, answers with the handshake helpers and
+hands the transport over with ``upgrade(...)``, the same contract the HTTP
+layer follows. Frames and connection behaviour are tested through it in
+isolation; ``test_asgi_*`` and ``test_wsgi_upgrade`` go through the real
+HTTP server.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from iodine import CloseReason, Reactor, register_client, register_service
+from iodine import CloseReason, Reactor, register_service
 from iodine.http import sse
-from iodine.http.websocket import client, connection, handshake
+from iodine.http.websocket import connection, handshake
 from tests.core.conftest import Runner, recv_exactly, wait_for
 
 __all__ = ["Recorder", "Runner", "recv_exactly", "wait_for"]
@@ -152,13 +154,6 @@ def runner(reactor: Reactor) -> Iterator[Runner]:
         yield runner
     finally:
         runner.stop()
-
-
-@pytest.fixture
-def ws_client() -> None:
-    """``iodine.connect("ws://...")`` as the entry points will provide it."""
-    register_client("ws", client.connect)
-    register_client("wss", client.connect)
 
 
 def open_socket(port: int) -> socket.socket:

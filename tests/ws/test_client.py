@@ -15,7 +15,6 @@ from iodine import CloseReason, Reactor
 from iodine.http.websocket.handshake import HandshakeError
 from tests.ws.conftest import Recorder, Runner, wait_for
 
-pytestmark = pytest.mark.usefixtures("ws_client")
 
 
 class ForeignServer:
