@@ -126,6 +126,12 @@ TARGETS = [
         "picows (Cython), its listener API on uvloop with its defaults "
         "(bench/ws/servers.py); the fastest Python-callable WebSocket server",
     ),
+    _launched(
+        "uvloop-floor",
+        "not a peer: a bare asyncio.Protocol echo on uvloop with no checks "
+        "(bench/ws/servers.py), the least any Python server on uvloop's "
+        "transports pays per message",
+    ),
     _ceiling(),
 ]
 
@@ -253,6 +259,13 @@ BARS = [
     Bar("echo", "granian", "uvicorn"),
     # Headroom: how close the fastest Python server came to the client's limit.
     Bar("echo", "picows", "c-ceiling"),
+    # The floor: how much of a bare uvloop echo iodine's own code costs, and
+    # what picows' own transports save over uvloop's (the part of the picows
+    # bar no server on uvloop can close).
+    Bar("echo", "iodine-native", "uvloop-floor"),
+    Bar("echo", "iodine-asgi", "uvloop-floor"),
+    Bar("echo", "uvloop-floor", "picows"),
+    Bar("echo", "uvloop-floor", "uvicorn"),
 ]
 
 
