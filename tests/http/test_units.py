@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from iodine.core.reactor import Reactor
-from iodine.http import headers
+from iodine.http import headers, sse
 from iodine.http.config import KIB, MIB, HttpConfig, from_options
 from iodine.http.headers import (
     ResponseError,
@@ -21,6 +21,7 @@ from iodine.http.headers import (
 )
 from iodine.http.proxy import TrustedProxies, forwarded_client
 from iodine.http.service import detect_interface, http_service
+from iodine.http.websocket import connection as ws_connection
 
 
 async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
@@ -48,6 +49,16 @@ def test_defaults_match_the_documented_limits() -> None:
     assert config.access_log is False
     assert "127.0.0.1" in config.forwarded_allow_ips
     assert "10.0.0.1" not in config.forwarded_allow_ips
+
+
+def test_websocket_and_sse_limits_default_to_256_kib_and_40_s_pings() -> None:
+    config = HttpConfig()
+    assert config.max_message == 256 * KIB
+    assert config.ping == 40
+    # The native connections and the ws:// client use the same values.
+    assert ws_connection.DEFAULT_MAX_MESSAGE == 256 * KIB
+    assert ws_connection.DEFAULT_PING == 40
+    assert sse.DEFAULT_PING == 40
 
 
 def test_listen_options_are_popped_and_unknown_ones_rejected() -> None:

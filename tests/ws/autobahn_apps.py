@@ -195,5 +195,3 @@ class _Finish:
         else:
             self.run.finished = True
         self.run.done()
-
-

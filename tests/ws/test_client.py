@@ -16,7 +16,6 @@ from iodine.http.websocket.handshake import HandshakeError
 from tests.ws.conftest import Recorder, Runner, wait_for
 
 
-
 class ForeignServer:
     """A websockets echo server in a thread; records what it saw."""
 

@@ -145,6 +145,30 @@ def test_close_handshake_the_peer_starts(loopless: Reactor) -> None:
     assert (conn.close_code, conn.close_reason) == (1001, "going")
 
 
+def test_a_raising_callback_closes_with_1011_instead_of_aborting(
+    loopless: Reactor, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Raising(Recorder):
+        def on_message(self, conn: Any, data: Any) -> None:
+            super().on_message(conn, data)
+            raise RuntimeError("boom")
+
+    transport, recorder = FakeTransport(), Raising(echo=False)
+    conn = connection.upgrade(loopless, transport, lambda: recorder)
+    with caplog.at_level("ERROR", logger="iodine.ws"):
+        conn.feed(masked(frames.TEXT, b"hi") + masked(frames.TEXT, b"dropped"))
+    assert transport.frames() == [(frames.CLOSE, (1011, ""))]
+    assert transport.closed
+    assert not transport.aborted  # the close frame is flushed, not dropped
+    assert recorder.messages() == ["hi"]  # nothing more once failed
+    assert isinstance(conn.error, RuntimeError)
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert "on_message" in record.getMessage()
+    conn.connection_lost(None)
+    assert recorder.events[-1] == ("close", CloseReason.ERROR)
+
+
 def test_close_refuses_codes_that_may_not_be_sent(loopless: Reactor) -> None:
     conn = connection.upgrade(loopless, FakeTransport(), Recorder)
     with pytest.raises(ValueError, match="1006"):

@@ -71,7 +71,7 @@ TICK_SECONDS = 1.0
 # until the callbacks catch up, so a flood cannot grow the queue without bound.
 MAX_QUEUED_EVENTS = 64
 
-_EVENT_NAMES = ("on_open", "on_message", "on_drained", "on_shutdown", "on_timeout")
+EVENT_NAMES = ("on_open", "on_message", "on_drained", "on_shutdown", "on_timeout")
 
 # Stands in for a handler before one exists and after the connection is released.
 _NO_HANDLER = Callbacks(object())
@@ -655,7 +655,7 @@ class Connection(asyncio.BufferedProtocol):
             return
         logger.error(
             "%s of %r raised for %s; closing the connection.",
-            _EVENT_NAMES[event],
+            EVENT_NAMES[event],
             self._callbacks.handler,
             self.peer,
             exc_info=exc,

@@ -20,9 +20,11 @@ import logging
 from threading import get_ident
 from typing import Any
 
+from iodine.core import handlers
 from iodine.core.connection import (
     CLOSED,
     CLOSING,
+    EVENT_NAMES,
     OPEN_STATE,
     CloseReason,
     Connection,
@@ -273,6 +275,30 @@ class WebSocketConnection(Connection, asyncio.Protocol):
         if self.error is None:
             self.error = exc
         self._terminate(CloseReason.ERROR, exc.code, "")
+
+    def _failed(self, exc: BaseException, event: int) -> None:
+        """A callback raised: log it, then close with 1011 instead of aborting.
+
+        Core drops the TCP connection, which the peer can only report as
+        1006, as if the network had failed. 1011 (Internal Error in the IANA
+        close code registry, RFC 6455 section 11.7) says the server gave up;
+        the ASGI session sends it too when its application raises, and so
+        does a websockets server when its handler does. The peer's echo is
+        not awaited, as for any failed connection (section 7.1.7).
+        """
+        if event == handlers.CLOSE or self._state != OPEN_STATE:
+            super()._failed(exc, event)  # no close frame may be sent any more
+            return
+        logger.error(
+            "%s of %r raised for %s; closing the WebSocket with 1011.",
+            EVENT_NAMES[event],
+            self._callbacks.handler,
+            self.peer,
+            exc_info=exc,
+        )
+        if self.error is None:
+            self.error = exc
+        self._terminate(CloseReason.ERROR, frames.INTERNAL_ERROR, "")
 
     # --------------------------------------------------------------- sending
 
