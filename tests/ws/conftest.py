@@ -12,9 +12,11 @@ HTTP server.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +25,11 @@ from iodine import CloseReason, Reactor, register_service
 from iodine.http import sse
 from iodine.http.websocket import connection, handshake
 from tests.core.conftest import Runner, recv_exactly, wait_for
+from tests.http.conftest import Server
 
-__all__ = ["Recorder", "Runner", "recv_exactly", "wait_for"]
+__all__ = ["Recorder", "Runner", "ServerPool", "recv_exactly", "wait_for"]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MAX_HEAD = 16 * 1024
 
@@ -203,3 +208,36 @@ def handshake_request(path: str = "/", extra: bytes = b"") -> tuple[bytes, bytes
         + b"\r\n"
     )
     return request, key
+
+
+def start_server(
+    app: str, log: Path, env: dict[str, str] | None = None, **options: Any
+) -> Server:
+    """A real HTTP server of ``app`` (``module:attr`` under ``tests``) on
+    127.0.0.1, in its own process, with ``env`` added to its environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", str(ROOT))
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        return Server(app, {"address": "127.0.0.1", **options}, log)
+
+
+class ServerPool:
+    """Servers shared by a module's tests: one per app and options, started
+    on first use (again if it died) and stopped with the pool."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: dict[str, Server] = {}
+
+    def get(self, app: str, **options: Any) -> Server:
+        key = app + json.dumps(options, sort_keys=True)
+        server = self.running.get(key)
+        if server is None or server.proc.poll() is not None:
+            log = self.folder / f"server-{len(self.running)}.log"
+            server = self.running[key] = start_server(app, log, **options)
+        return server
+
+    def stop(self) -> None:
+        for server in self.running.values():
+            server.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from iodine.http.websocket import frames
 from tests.http.conftest import ResponseReader, Server, read_until_close
-from tests.ws.conftest import handshake_request, read_frame, read_head
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ws.conftest import ServerPool, handshake_request, read_frame, read_head
 
 
 @pytest.fixture(scope="module")
@@ -30,25 +27,13 @@ def servers(
 ) -> Iterator[Callable[..., Server]]:
     """``servers(name="app", **options)``: a server of ``asgi_ws_apps.<name>``,
     shared by the module's tests that ask for the same one."""
-    running: dict[str, Server] = {}
-    folder = tmp_path_factory.mktemp("servers")
+    pool = ServerPool(tmp_path_factory.mktemp("servers"))
 
     def start(name: str = "app", **options: Any) -> Server:
-        key = name + json.dumps(options, sort_keys=True)
-        server = running.get(key)
-        if server is None or server.proc.poll() is not None:
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("PYTHONPATH", str(ROOT))
-                server = running[key] = Server(
-                    f"tests.ws.asgi_ws_apps:{name}",
-                    {"address": "127.0.0.1", **options},
-                    folder / f"server-{len(running)}.log",
-                )
-        return server
+        return pool.get(f"tests.ws.asgi_ws_apps:{name}", **options)
 
     yield start
-    for server in running.values():
-        server.stop()
+    pool.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ ASGI ``websocket`` scope (``/echo``) and native handlers (``/native``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import socket
@@ -14,7 +13,6 @@ import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,9 +23,12 @@ from websockets.sync.client import ClientConnection, connect
 from iodine.http.websocket import deflate, frames
 from iodine.http.websocket.frames import ProtocolError
 from tests.http.conftest import Server
-from tests.ws.conftest import handshake_request, read_frame, read_head
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.ws.conftest import (
+    ServerPool,
+    handshake_request,
+    read_frame,
+    read_head,
+)
 
 # Small enough that a bomb is cheap to build, big enough for real messages.
 MAX_MESSAGE = 64 * 1024
@@ -43,25 +44,13 @@ def servers(
 ) -> Iterator[Callable[..., Server]]:
     """``servers(**options)``: a server of ``asgi_ws_apps:app``, shared by the
     module's tests that ask for the same options."""
-    running: dict[str, Server] = {}
-    folder = tmp_path_factory.mktemp("servers")
+    pool = ServerPool(tmp_path_factory.mktemp("servers"))
 
     def start(**options: Any) -> Server:
-        key = json.dumps(options, sort_keys=True)
-        server = running.get(key)
-        if server is None or server.proc.poll() is not None:
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv("PYTHONPATH", str(ROOT))
-                server = running[key] = Server(
-                    "tests.ws.asgi_ws_apps:app",
-                    {"address": "127.0.0.1", **options},
-                    folder / f"server-{len(running)}.log",
-                )
-        return server
+        return pool.get("tests.ws.asgi_ws_apps:app", **options)
 
     yield start
-    for server in running.values():
-        server.stop()
+    pool.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ log.
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import time
@@ -24,7 +23,13 @@ import pytest
 
 from iodine.http.websocket import frames
 from tests.http.conftest import Server, read_until, read_until_close
-from tests.ws.conftest import handshake_request, read_frame, read_head
+from tests.ws.conftest import (
+    ServerPool,
+    handshake_request,
+    read_frame,
+    read_head,
+    start_server,
+)
 from tests.ws.http_server_apps import SHUTDOWN_TIMEOUT_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,38 +45,19 @@ WITHIN = 2 * PING + 0.5
 NATIVE_GREETING = 2
 
 
-def start_server(
-    log: Path, env: dict[str, str] | None = None, **options: Any
-) -> Server:
-    """A server of ``APP`` in its own process, with ``env`` added to the
-    environment it inherits."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", str(ROOT))
-        for name, value in (env or {}).items():
-            patch.setenv(name, value)
-        return Server(APP, {"address": "127.0.0.1", **options}, log)
-
-
 @pytest.fixture(scope="module")
 def servers(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., Server]]:
     """``servers(**options)``: a server shared by the tests that ask for the
     same options."""
-    running: dict[str, Server] = {}
-    folder = tmp_path_factory.mktemp("servers")
+    pool = ServerPool(tmp_path_factory.mktemp("servers"))
 
     def start(**options: Any) -> Server:
-        key = json.dumps(options, sort_keys=True)
-        server = running.get(key)
-        if server is None or server.proc.poll() is not None:
-            log = folder / f"server-{len(running)}.log"
-            server = running[key] = start_server(log, **options)
-        return server
+        return pool.get(APP, **options)
 
     yield start
-    for server in running.values():
-        server.stop()
+    pool.stop()
 
 
 def websocket(server: Server, path: str, early: bytes = b"") -> socket.socket:
@@ -206,7 +192,9 @@ def test_shutdown_drops_peers_that_never_answer_its_1001_in_time(
     tmp_path: Path,
 ) -> None:
     server = start_server(
-        tmp_path / "server.log", env={SHUTDOWN_TIMEOUT_VARIABLE: str(SHUTDOWN_TIMEOUT)}
+        APP,
+        tmp_path / "server.log",
+        env={SHUTDOWN_TIMEOUT_VARIABLE: str(SHUTDOWN_TIMEOUT)},
     )
     try:
         with ExitStack() as stack:
