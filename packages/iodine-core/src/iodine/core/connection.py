@@ -28,7 +28,7 @@ from iodine.core.handlers import (
     SHUTDOWN,
     TIMEOUT,
     Callbacks,
-    handler_factory,
+    check_handler,
     make_handler,
 )
 
@@ -130,9 +130,10 @@ class Connection(asyncio.BufferedProtocol):
         self._reactor = reactor
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
-        handler_factory(handler)  # refuses a bad handler here, in the caller
-        # The handler, class or factory itself: a closure per connection would
-        # cost 200 bytes on every idle WebSocket (see make_handler).
+        check_handler(handler)  # refuses a bad handler here, in the caller
+        # Kept as given (handler, class or factory) and made into this
+        # connection's handler when it connects; wrapping it in a closure
+        # instead would cost 200 bytes on every idle WebSocket.
         self._factory = handler
         self._callbacks = _NO_HANDLER
         self._inline = reactor.settings.callbacks == "inline"

@@ -22,19 +22,14 @@ CALLBACK_NAMES = (
 )
 
 
-def handler_factory(handler: object) -> Callable[[], object]:
-    """Return a zero-argument callable that gives the handler for a new connection.
+def check_handler(handler: object) -> None:
+    """Refuse what cannot be a handler, before any connection needs one.
 
     Raises:
         TypeError: ``handler`` is neither a handler, a class nor a factory.
     """
-    if isinstance(handler, type):
-        return handler
-    if has_callbacks(handler):
-        return lambda: handler
-    if callable(handler):
-        return handler
-    raise _not_a_handler(handler)
+    if not (isinstance(handler, type) or has_callbacks(handler) or callable(handler)):
+        raise _not_a_handler(handler)
 
 
 def make_handler(handler: object) -> object:

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from iodine.core.connection import Connection
-from iodine.core.handlers import handler_factory
+from iodine.core.handlers import check_handler
 
 if TYPE_CHECKING:
     from iodine.core.reactor import Reactor
@@ -111,7 +111,7 @@ def raw_service(
         )
     if handler is None:
         raise TypeError("listen() needs a handler for the raw service")
-    handler_factory(handler)  # rejects a bad handler now, not per connection
+    check_handler(handler)  # rejects a bad handler now, not per connection
     return lambda: Connection(reactor, handler, timeout=timeout)
 
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from iodine.core.handlers import handler_factory
+from iodine.core.handlers import check_handler
 from iodine.http import upgrade
 from iodine.http.asgi import ClientDisconnected
 from iodine.http.exchange import DONE, Exchange
@@ -419,7 +419,7 @@ class WsgiExchange(Exchange):
         try:
             # Checked here, before anything is written: a handler refused
             # after the switch would leave a connection nobody serves.
-            handler_factory(handler)
+            check_handler(handler)
         except TypeError as exc:
             logger.error(
                 "The WSGI application set an invalid %s for %s %s (%s); answering 500.",
