@@ -18,6 +18,11 @@ log = logging.getLogger("iodine.examples")
 # Everyone who has chosen a nickname, by connection.
 members: dict[iodine.Connection, str] = {}
 
+# Seconds of silence before a member is pinged, and the time a newcomer has
+# to choose a nickname (the environment may shorten them, as the tests do).
+IDLE = float(os.environ.get("CHAT_IDLE", "40"))
+LOGIN_WAIT = float(os.environ.get("CHAT_LOGIN_WAIT", "20"))
+
 
 def broadcast(text: str, sender: iodine.Connection | None = None) -> None:
     for conn in list(members):
@@ -31,7 +36,7 @@ class Chat:
 
     def on_open(self, conn: iodine.Connection) -> None:
         members[conn] = self.name
-        conn.timeout = 40
+        conn.timeout = IDLE
         conn.write(f"Welcome, {self.name}! {len(members)} here now.\r\n")
         broadcast(f"* {self.name} joined the chat.\r\n", sender=conn)
 
@@ -56,7 +61,7 @@ class Chat:
 
 class Login:
     def on_open(self, conn: iodine.Connection) -> None:
-        conn.timeout = 20
+        conn.timeout = LOGIN_WAIT
         conn.write("Enter your nickname to join the chat: ")
 
     def on_message(self, conn: iodine.Connection, data: bytes) -> None:

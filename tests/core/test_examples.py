@@ -49,11 +49,13 @@ def read_until(sock: socket.socket, marker: bytes) -> bytes:
 def serve() -> Iterator[object]:
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(name: str) -> tuple[subprocess.Popen[bytes], int]:
+    def start(
+        name: str, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, str(EXAMPLES / name)],
-            env={**os.environ, "PORT": str(port)},
+            env={**os.environ, "PORT": str(port), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -110,5 +112,25 @@ def test_chat_example_login_then_chat(serve: object) -> None:
         read_until(ada, b"bob: hi ada\r\n")
         bob.sendall(b"bye\r\n")
         read_until(ada, b"* bob left the chat.\r\n")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(10) == 0
+
+
+def test_chat_example_pings_idle_members_and_drops_slow_logins(serve: object) -> None:
+    # One second each; the reactor checks idle connections once a second, so
+    # each event comes within about two.
+    env = {"CHAT_IDLE": "1", "CHAT_LOGIN_WAIT": "1"}
+    process, port = serve("chat.py", env)  # type: ignore[operator]
+    with connect(port) as ada, connect(port) as slow:
+        read_until(ada, b"nickname to join the chat: ")
+        ada.sendall(b"ada\r\n")
+        read_until(ada, b"Welcome, ada! 1 here now.\r\n")
+        started = time.monotonic()
+        read_until(ada, b"Server: ping (say something to stay)\r\n")
+        assert 0.5 < time.monotonic() - started < 3
+
+        read_until(slow, b"Too slow to log in, goodbye.\r\n")
+        slow.settimeout(3)
+        assert slow.recv(4096) == b""  # closed after the goodbye
     process.send_signal(signal.SIGTERM)
     assert process.wait(10) == 0
