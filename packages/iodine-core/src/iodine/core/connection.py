@@ -71,7 +71,7 @@ TICK_SECONDS = 1.0
 # until the callbacks catch up, so a flood cannot grow the queue without bound.
 MAX_QUEUED_EVENTS = 64
 
-EVENT_NAMES = ("on_open", "on_message", "on_drained", "on_shutdown", "on_timeout")
+_EVENT_NAMES = ("on_open", "on_message", "on_drained", "on_shutdown", "on_timeout")
 
 # Stands in for a handler before one exists and after the connection is released.
 _NO_HANDLER = Callbacks(object())
@@ -654,16 +654,22 @@ class Connection(asyncio.BufferedProtocol):
                 exc_info=exc,
             )
             return
-        logger.error(
-            "%s of %r raised for %s; closing the connection.",
-            EVENT_NAMES[event],
-            self._callbacks.handler,
-            self.peer,
-            exc_info=exc,
-        )
         if self.error is None:
             self.error = exc
+        done = self._close_failed()
+        logger.error(
+            "%s of %r raised for %s; %s.",
+            _EVENT_NAMES[event],
+            self._callbacks.handler,
+            self.peer,
+            done,
+            exc_info=exc,
+        )
+
+    def _close_failed(self) -> str:
+        """End the connection after a callback raised; say how, for the log."""
         self._abort(CloseReason.ERROR)
+        return "closing the connection"
 
     def _switch(self, new: Callbacks) -> None:
         old, self._callbacks = self._callbacks, new

@@ -161,11 +161,11 @@ class AsgiExchange(Exchange):
             )
             self.fail()
             return
-        if not task.done():
+        if task.done():
+            self._app_done(task)
+        else:
             server.tasks.add(task)
             task.add_done_callback(self._app_done)
-        elif task.cancelled() or task.exception() or self.state != DONE:
-            self._app_done(task)  # finished in its first step, but not well
 
     def _app_done(self, task: asyncio.Task[Any]) -> None:
         self.protocol.server.tasks.discard(task)
@@ -301,13 +301,7 @@ class AsgiExchange(Exchange):
         if kind == "iodine.upgrade" and state == WAITING and self.upgrade:
             if self._disconnected:
                 raise ClientDisconnected("the client closed the connection")
-            upgrade.switch(
-                self,
-                message["handler"],
-                headers=message.get("headers"),
-                subprotocol=message.get("subprotocol"),
-                scope=self.scope,
-            )
+            upgrade.switch_for_message(self, message, self.scope)
             self._wake_with_disconnect()
             return self.protocol.done
         if self._disconnected:

@@ -257,6 +257,21 @@ def switch(
     return conn
 
 
+def switch_for_message(
+    exchange: Exchange, message: dict[str, Any], scope: Any
+) -> Connection:
+    """:func:`switch` as an ASGI application asks for it, with an
+    ``{"type": "iodine.upgrade", "handler": ..., "headers": ...,
+    "subprotocol": ...}`` message."""
+    return switch(
+        exchange,
+        message["handler"],
+        headers=message.get("headers"),
+        subprotocol=message.get("subprotocol"),
+        scope=scope,
+    )
+
+
 class _Released(asyncio.Protocol):
     """What a transport points at between the HTTP protocol and the next."""
 

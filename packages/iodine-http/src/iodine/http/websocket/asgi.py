@@ -336,13 +336,7 @@ class WebSocketExchange(Exchange):
             self.answer_raw(simple_response(403, self.protocol.server.server_line), 403)
             session.refused()
         elif kind == "iodine.upgrade" and state == WAITING:
-            upgrade.switch(
-                self,
-                message["handler"],
-                headers=message.get("headers"),
-                subprotocol=message.get("subprotocol"),
-                scope=self.scope,
-            )
+            upgrade.switch_for_message(self, message, self.scope)
             session.refused()
         elif kind == "websocket.http.response.start" and state == WAITING:
             self.keep_alive = False

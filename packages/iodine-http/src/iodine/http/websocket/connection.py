@@ -20,11 +20,9 @@ import logging
 from threading import get_ident
 from typing import Any
 
-from iodine.core import handlers
 from iodine.core.connection import (
     CLOSED,
     CLOSING,
-    EVENT_NAMES,
     OPEN_STATE,
     CloseReason,
     Connection,
@@ -276,8 +274,8 @@ class WebSocketConnection(Connection, asyncio.Protocol):
             self.error = exc
         self._terminate(CloseReason.ERROR, exc.code, "")
 
-    def _failed(self, exc: BaseException, event: int) -> None:
-        """A callback raised: log it, then close with 1011 instead of aborting.
+    def _close_failed(self) -> str:
+        """A callback raised: close with 1011 instead of aborting.
 
         Core drops the TCP connection, which the peer can only report as
         1006, as if the network had failed. 1011 (Internal Error in the IANA
@@ -286,19 +284,10 @@ class WebSocketConnection(Connection, asyncio.Protocol):
         does a websockets server when its handler does. The peer's echo is
         not awaited, as for any failed connection (section 7.1.7).
         """
-        if event == handlers.CLOSE or self._state != OPEN_STATE:
-            super()._failed(exc, event)  # no close frame may be sent any more
-            return
-        logger.error(
-            "%s of %r raised for %s; closing the WebSocket with 1011.",
-            EVENT_NAMES[event],
-            self._callbacks.handler,
-            self.peer,
-            exc_info=exc,
-        )
-        if self.error is None:
-            self.error = exc
+        if self._state != OPEN_STATE:
+            return super()._close_failed()  # no close frame may be sent any more
         self._terminate(CloseReason.ERROR, frames.INTERNAL_ERROR, "")
+        return "closing the WebSocket with 1011"
 
     # --------------------------------------------------------------- sending
 
