@@ -265,6 +265,20 @@ def _gate(name: str) -> threading.Event:
         return _gates.setdefault(name, threading.Event())
 
 
+_barriers: dict[str, threading.Barrier] = {}
+
+
+def _meet(name: str, parties: int) -> bool:
+    """Wait until ``parties`` requests named ``name`` run at the same time."""
+    with _gates_lock:
+        barrier = _barriers.setdefault(name, threading.Barrier(parties))
+    try:
+        barrier.wait(_GATE_SECONDS)
+    except threading.BrokenBarrierError:
+        return False
+    return True
+
+
 def _gated_pieces(name: str) -> Iterator[bytes]:
     """A first piece; the second only once the test opened gate ``name``."""
     yield b"first,"
@@ -309,6 +323,13 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
     if path == "/gated":
         start_response("200 OK", [])
         return _gated_pieces(environ["QUERY_STRING"])
+    if path == "/together":
+        # Answers only once as many requests as it names wait here at once:
+        # each holds a pool thread, so they must all have one.
+        name, _, parties = environ["QUERY_STRING"].partition("-")
+        met = _meet(name, int(parties))
+        start_response("200 OK", [])
+        return [b"met" if met else b"alone"]
     if path == "/gate/open":
         _gate(environ["QUERY_STRING"]).set()
         start_response("200 OK", [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -187,3 +188,19 @@ def test_wsgi_large_generator_response_arrives_whole(server: Server) -> None:
     with httpx.stream("GET", server.url("/big-stream")) as response:
         total = sum(len(chunk) for chunk in response.iter_bytes())
     assert total == 16 * 1024 * 1024
+
+
+def test_wsgi_requests_that_block_each_get_a_pool_thread(server: Server) -> None:
+    # Eight requests that each wait for all eight to be running, against
+    # the default eight threads: a pool that left requests queued behind a
+    # blocked thread (waking fewer threads than it has work for) answers
+    # "alone" after the applications give up waiting.
+    name = uuid.uuid4().hex
+    with ThreadPoolExecutor(8) as clients:
+        answers = list(
+            clients.map(
+                lambda _: httpx.get(server.url(f"/together?{name}-8"), timeout=10).text,
+                range(8),
+            )
+        )
+    assert answers == ["met"] * 8

@@ -601,7 +601,7 @@ class Connection(asyncio.BufferedProtocol):
             if result is not None and inspect.iscoroutine(result):
                 return self._start_coroutine(result, event)
             return True
-        self._reactor.pool.submit(self._call_in_thread, fn, args, event)
+        self._reactor.pool.queue(self._call_in_thread, fn, args, event)
         return False
 
     def _start_coroutine(self, coro: Any, event: int) -> bool:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
-import threading
+from _thread import LockType, allocate_lock
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
@@ -64,6 +64,8 @@ _RECHECK_SECONDS = 0.5
 # WebSocket or an event stream, or any other protocol (a raw connection).
 UPGRADE_KEY = "iodine.upgrade"
 UPGRADE_TCP_KEY = "iodine.upgrade.tcp"
+
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 
 _ENVIRON_KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
@@ -112,6 +114,28 @@ class FileWrapper:
         close = getattr(self.filelike, "close", None)
         if close is not None:
             close()
+
+
+class EmptyBody:
+    """``wsgi.input`` of a request that has no body, shared by all of them:
+    it keeps no state, so there is nothing one request could leave behind."""
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+
+NO_BODY = EmptyBody()
 
 
 class RequestBody:
@@ -189,31 +213,29 @@ class RequestBody:
 
 
 class WsgiExchange(Exchange):
-    """One request served by a WSGI application on a pool thread."""
+    """One request served by a WSGI application on a pool thread.
 
-    __slots__ = (
-        "_chunks",
-        "_cond",
-        "_continue_asked",
-        "_disconnected",
-        "_head_sent",
-        "_in_flight",
-        "_queued",
-        "_response_headers",
-        "_response_status",
-    )
+    The loop and the pool thread share a little state (the body received
+    and not yet read, the response bytes posted and not yet written, whether
+    the client is gone) under ``_lock``. A thread that must wait for the loop
+    sleeps on a lock of its own (``_waiter``) that the loop releases. This is
+    a condition variable with one waiter, without ``threading.Condition``'s
+    cost, which would be paid on every request: most requests never wait.
+    """
 
-    def __init__(self, *request: Any) -> None:
-        Exchange.__init__(self, *request)
-        self._cond = threading.Condition(threading.Lock())
-        self._chunks: list[bytes] = []
-        self._queued = 0
-        self._continue_asked = False
-        self._disconnected = False
-        self._in_flight = 0
-        self._head_sent = False
-        self._response_status: int | None = None
-        self._response_headers: Any = None
+    # Per-request state starts from these class-level defaults, as in
+    # Exchange: a request that has no body and a one-piece answer stores
+    # almost none of it.
+    _lock: LockType | None = None
+    _waiter: LockType | None = None
+    _body: list[bytes] | None = None
+    _queued = 0
+    _continue_asked = False
+    _disconnected = False
+    _in_flight = 0
+    _head_sent = False
+    _response_status: int | None = None
+    _response_headers: Any = None
 
     # ------------------------------------------------- loop thread side
 
@@ -222,38 +244,64 @@ class WsgiExchange(Exchange):
             self.handshake = upgrade.check_websocket(self)
             if self.handshake is None:
                 return  # refused (400 or 426); the application never runs
+        if self._lock is None:
+            self._lock = allocate_lock()
         # A fresh context per request: pool threads are reused, and one
         # request's context variables must not leak into the next.
-        self.protocol.server.reactor.pool.submit(contextvars.Context().run, self._serve)
+        self.protocol.server.reactor.pool.queue(contextvars.Context().run, self._serve)
 
     def feed_body(self, data: bytes) -> None:
         if self.state == DONE or self._disconnected:
             return
-        with self._cond:
-            self._chunks.append(data)
+        # Made here when the body comes before run() (a pipelined request
+        # waiting its turn); the thread only starts after run(), so the lock
+        # always exists by the time it looks.
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = allocate_lock()
+        with lock:
+            if self._body is None:
+                self._body = [data]
+            else:
+                self._body.append(data)
             self._queued += len(data)
             queued = self._queued
-            self._cond.notify()
+            self._wake()
         if queued > _HIGH_WATER:
             self.protocol.pause_body()
 
     def end_body(self) -> None:
-        with self._cond:
-            self._cond.notify()
+        self._wake_locked()
 
     def lost(self) -> None:
-        with self._cond:
-            self._disconnected = True
-            self._cond.notify_all()
+        self._disconnected = True
+        self._wake_locked()
 
     def writing_resumed(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+        self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        lock = self._lock
+        if lock is None:
+            return  # no thread has started, so none is waiting
+        with lock:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake the thread if it sleeps. The caller holds ``_lock``."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.release()
 
     def _deliver(self, head: tuple[int, Any] | None, data: bytes, more: bool) -> None:
-        with self._cond:
-            self._in_flight -= len(data)
-            self._cond.notify_all()
+        if more:
+            # Only pieces with more to follow are counted in flight: after the
+            # last one the thread never waits again.
+            assert self._lock is not None
+            with self._lock:
+                self._in_flight -= len(data)
+                self._wake()
         if self.state == DONE or self.protocol.is_closed:
             return
         if head is not None:
@@ -307,17 +355,36 @@ class WsgiExchange(Exchange):
 
     def _stop_thread(self) -> None:
         # Makes the thread's next write raise, so it stops producing.
-        with self._cond:
-            self._disconnected = True
-            self._cond.notify_all()
+        self._disconnected = True
+        self._wake_locked()
 
     # ------------------------------------------------ pool thread side
 
+    def _sleep(self) -> None:
+        """Wait until the loop calls ``_wake`` (or a recheck is due).
+
+        Called with ``_lock`` held, and returns with it held again.
+        """
+        lock = self._lock
+        assert lock is not None
+        waiter = allocate_lock()
+        waiter.acquire()
+        self._waiter = waiter
+        lock.release()
+        try:
+            waiter.acquire(True, _RECHECK_SECONDS)
+        finally:
+            lock.acquire()
+            # Woken, the loop has cleared it already; timed out, it is ours
+            # to clear (the loop can no longer release it after this).
+            self._waiter = None
+
     def pull(self) -> bytes:
         """The body received so far (waiting for some); b"" at its end."""
-        cond = self._cond
-        with cond:
-            while not self._chunks and not self.body_done:
+        lock = self._lock
+        assert lock is not None
+        with lock:
+            while not self._body and not self.body_done:
                 if self._disconnected:
                     raise ClientDisconnected("the client closed the connection")
                 if self.expect_continue and not self._continue_asked:
@@ -325,10 +392,12 @@ class WsgiExchange(Exchange):
                     # it writes the interim response.
                     self._continue_asked = True
                     self._post(self.protocol.send_continue, self)
-                cond.wait(_RECHECK_SECONDS)
-            chunks = self._chunks
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            chunks.clear()
+                self._sleep()
+            body = self._body
+            if not body:
+                return b""
+            data = body[0] if len(body) == 1 else b"".join(body)
+            body.clear()
             queued, self._queued = self._queued, 0
         if queued > _HIGH_WATER:
             self._post(self.protocol.resume_body)
@@ -460,21 +529,26 @@ class WsgiExchange(Exchange):
         status = self._response_status
         if status is None:
             raise RuntimeError("the WSGI application did not call start_response")
-        cond = self._cond
-        protocol = self.protocol
-        with cond:
-            while (
-                self._in_flight > MAX_IN_FLIGHT or protocol.write_paused
-            ) and not self._disconnected:
-                cond.wait(_RECHECK_SECONDS)
-            if self._disconnected:
-                raise ClientDisconnected("the client closed the connection")
-            self._in_flight += len(data)
+        if more:
+            # Wait while the loop holds too much of this response unwritten.
+            # The last piece never waits: the application holds it already,
+            # and nothing comes after it to hold back.
+            lock = self._lock
+            assert lock is not None
+            protocol = self.protocol
+            with lock:
+                while (
+                    self._in_flight > MAX_IN_FLIGHT or protocol.write_paused
+                ) and not self._disconnected:
+                    self._sleep()
+                if self._disconnected:
+                    raise ClientDisconnected("the client closed the connection")
+                self._in_flight += len(data)
         head = None
         if not self._head_sent:
             self._head_sent = True
             head = (status, self._response_headers)
-        self._post(self._deliver, head, data, more)
+        self.protocol.server.post_from_thread(self._deliver, head, data, more)
 
     def _log_failure(self) -> None:
         logger.error(
@@ -501,8 +575,10 @@ class WsgiExchange(Exchange):
                 path = rest
         environ["PATH_INFO"] = path
         environ["QUERY_STRING"] = self.query.decode("latin-1")
-        environ["SERVER_PROTOCOL"] = "HTTP/" + self.http_version
-        environ["wsgi.input"] = RequestBody(self)
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS[self.http_version]
+        environ["wsgi.input"] = (
+            NO_BODY if self.body_done and self._body is None else RequestBody(self)
+        )
         if self.forwarded and protocol.proxy_trusted:
             client, scheme = forwarded_client(
                 self.headers,
