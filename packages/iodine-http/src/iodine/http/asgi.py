@@ -162,7 +162,10 @@ class AsgiExchange(Exchange):
             self.fail()
             return
         if task.done():
-            self._app_done(task)
+            # Finished in its first step, as most do: only a failure or a
+            # missing response needs _app_done's checks.
+            if self.state != DONE or task.cancelled() or task.exception() is not None:
+                self._app_done(task)
         else:
             server.tasks.add(task)
             task.add_done_callback(self._app_done)
@@ -260,9 +263,10 @@ class AsgiExchange(Exchange):
             waiter.set_result({"type": "http.disconnect"})
 
     def finish(self, trailers: bytes = b"") -> None:
-        super().finish(trailers)
+        Exchange.finish(self, trailers)
         # After the response, receive() reports the exchange as over.
-        self._wake_with_disconnect()
+        if self._waiter is not None:
+            self._wake_with_disconnect()
 
     def fail(self) -> None:
         super().fail()
@@ -274,6 +278,17 @@ class AsgiExchange(Exchange):
         """Take one response message; the future is done when it may go on."""
         kind = message["type"]
         state = self.state
+        if (
+            kind == "http.response.body"
+            and state == STARTED
+            and not self._trailers
+            and not self._disconnected
+            and not message.get("more_body", False)
+            and self._write_sized(message.get("body", b""))
+        ):
+            # The whole response in one message: written as one piece.
+            self.finish()
+            return self.protocol.done
         if kind == "http.response.body" and state in (STARTED, BODY):
             if self._disconnected:
                 raise ClientDisconnected("the client closed the connection")

@@ -209,37 +209,39 @@ class Exchange:
 
     # ------------------------------------------------------------ helpers
 
+    def _write_sized(self, data: bytes) -> bool:
+        """Write the head and the whole body as one piece, if the head alone
+        frames them: the common answer, the whole body at once, of the length
+        announced, on a kept-alive HTTP/1.1 connection. False if not (then
+        nothing is written)."""
+        head = self.head
+        assert head is not None
+        if (
+            head.sized is None
+            or len(data) != head.length
+            or not self.keep_alive
+            or self.http_version != "1.1"
+            or self.method == "HEAD"
+            or self.expect_continue
+        ):
+            return False
+        self.state = BODY
+        self.sent = len(data)
+        self.remaining = 0
+        protocol = self.protocol
+        protocol.write(
+            b"".join(
+                (head.sized, date_line(), protocol.server.server_line, b"\r\n", data)
+            )
+        )
+        return True
+
     def _write_head(self, data: bytes, more: bool) -> None:
+        if not more and self._write_sized(data):
+            return
         head = self.head
         assert head is not None
         self.state = BODY
-
-        # The common answer, framed by its head alone: the whole body at once,
-        # of the length announced, on a kept-alive HTTP/1.1 connection.
-        if (
-            head.sized is not None
-            and not more
-            and len(data) == head.length
-            and self.keep_alive
-            and self.http_version == "1.1"
-            and self.method != "HEAD"
-            and not self.expect_continue
-        ):
-            self.sent = len(data)
-            self.remaining = 0
-            protocol = self.protocol
-            protocol.write(
-                b"".join(
-                    (
-                        head.sized,
-                        date_line(),
-                        protocol.server.server_line,
-                        b"\r\n",
-                        data,
-                    )
-                )
-            )
-            return
 
         if head.close or (
             self.expect_continue and not self.continue_sent and not self.body_done

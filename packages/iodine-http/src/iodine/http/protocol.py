@@ -295,21 +295,26 @@ class HttpProtocol(asyncio.Protocol):
 
     # ------------------------------------------------ httptools callbacks
 
-    def on_message_begin(self) -> None:
-        self._in_head = True
-        self._url = b""
-        self._headers = []
-        self._head_bytes = 0
-        self._head_reads = -1
-        self._host_count = 0
-        self._expect = False
-        self._forwarded = False
-        self._upgrade_to = None
-        self._event_stream = False
+    # There is no on_message_begin: httptools calls only the callbacks a
+    # protocol has, and the URL is the first part of every request anyway.
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self._config.max_header_line:
+        if self._in_head:
+            # The rest of a target that arrived in more than one read.
+            url = self._url + url
+        else:
+            # A new request head begins.
+            self._in_head = True
+            self._headers = []
+            self._head_bytes = 0
+            self._head_reads = -1
+            self._host_count = 0
+            self._expect = False
+            self._forwarded = False
+            self._upgrade_to = None
+            self._event_stream = False
+        self._url = url
+        if len(url) > self._config.max_header_line:
             raise _LimitHit(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
