@@ -108,12 +108,18 @@ class FuzzingClient:
     """
 
     def __init__(
-        self, base: str, agent: str, max_message: int, done: Callable[[], None]
+        self,
+        base: str,
+        agent: str,
+        max_message: int,
+        done: Callable[[], None],
+        compression: bool = False,
     ) -> None:
         self.base = base
         self.agent = agent
         self.max_message = max_message
         self.done = done
+        self.compression = compression
         self.count: int | None = None
         # The case under way (1-based), and how many ran to their close.
         self.case = 0
@@ -151,6 +157,7 @@ class FuzzingClient:
             # kosoku's cases last seconds; a ping would add events they
             # do not expect.
             ping=0,
+            compression=self.compression,
         )
 
 

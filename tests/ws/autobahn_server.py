@@ -55,6 +55,13 @@ MAX_PENDING = 2 * MAX_MESSAGE + 1024 * 1024
 PROTOCOL = ("1", "2", "3", "4", "5", "6", "7", "9", "10")
 COMPRESSION = ("12", "13")
 
+# The first cases of 12.1 and of each 13.x (a different deflate offer each):
+# small messages, a few seconds in all; the test suite runs these.
+DEFLATE_SAMPLE = (
+    *(f"12.1.{n}" for n in range(1, 6)),
+    *(f"13.{n}.1" for n in range(1, 8)),
+)
+
 ACCEPTED = frozenset(("OK", "NON-STRICT", "INFORMATIONAL"))
 VERDICTS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
 
@@ -217,7 +224,8 @@ def run(
             ``"client"`` (iodine's client against kosoku's fuzzingserver).
         sections: Sections ("9") or case globs ("9.1.*").
         outdir: Where kosoku writes its reports and the processes their logs.
-        compression: Serve with ``websocket_compression=True``.
+        compression: Serve with ``websocket_compression=True``, or have
+            the client offer permessage-deflate.
         timeout: Seconds the whole run may take; every process stops by then.
         parallelism: Cases kosoku plays at once (server targets only).
 
@@ -229,7 +237,7 @@ def run(
     (outdir / "index.json").unlink(missing_ok=True)  # an earlier run's
     started = time.monotonic()
     if target == "client":
-        reports = _run_client(sections, outdir, timeout)
+        reports = _run_client(sections, outdir, timeout, compression)
     else:
         reports = _run_server(
             target,
@@ -269,7 +277,7 @@ def _run_server(
 
 
 def _run_client(
-    sections: tuple[str, ...], outdir: Path, timeout: float
+    sections: tuple[str, ...], outdir: Path, timeout: float, compression: bool
 ) -> dict[str, Any]:
     """iodine's client against kosoku's fuzzingserver, both as processes."""
     command = [kosoku(), "-m", "fuzzingserver", "127.0.0.1:0"]
@@ -278,6 +286,8 @@ def _run_client(
     ready = r"listening on (ws://127\.0\.0\.1:\d+)"
     with running(command, log, ready, timeout + 15) as url:
         client = python_module("client", url, "--lifetime", str(timeout))
+        if compression:
+            client.append("--compression")
         finish(client, outdir / "client.log", timeout + 5)
 
         # The fuzzingserver writes its reports once updateReports closed,
@@ -324,14 +334,19 @@ def serve(app_name: str, port: int, compression: bool, lifetime: float) -> None:
     iodine.run()
 
 
-def client(url: str, agent: str, lifetime: float) -> int:
-    """Run every case of the fuzzingserver at ``url``; 1 if a step failed."""
+def client(url: str, agent: str, lifetime: float, compression: bool = False) -> int:
+    """Run every case of the fuzzingserver at ``url``; 1 if a step failed.
+
+    With ``compression`` the client offers permessage-deflate.
+    """
     import iodine
     from tests.ws import autobahn_apps
 
     iodine.settings.max_pending = MAX_PENDING
     iodine.settings.shutdown_timeout = 2
-    run = autobahn_apps.FuzzingClient(url.rstrip("/"), agent, MAX_MESSAGE, iodine.stop)
+    run = autobahn_apps.FuzzingClient(
+        url.rstrip("/"), agent, MAX_MESSAGE, iodine.stop, compression
+    )
     iodine.defer(run.start)
     if lifetime:
         iodine.run_after(lifetime * 1000, iodine.stop)
@@ -366,14 +381,7 @@ FULL_RUN = (
     Plan("server native deflate", "native", COMPRESSION, True, 1200.0),
     Plan("server asgi deflate", "asgi", COMPRESSION, True, 1200.0),
     Plan("client", "client", PROTOCOL),
-    # Known limitation: the client does not offer permessage-deflate, so
-    # these cases are UNIMPLEMENTED; run to show it in the summary.
-    Plan(
-        "client deflate",
-        "client",
-        COMPRESSION,
-        passing=ACCEPTED | {"UNIMPLEMENTED"},
-    ),
+    Plan("client deflate", "client", COMPRESSION, True, 1200.0),
 )
 
 
@@ -450,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     side = commands.add_parser("client", help="iodine's client for a fuzzingserver")
     side.add_argument("url", nargs="?", default="ws://127.0.0.1:9001")
     side.add_argument("--agent", default="iodine")
+    side.add_argument("--compression", action="store_true")
     side.add_argument("--lifetime", type=float, default=LIFETIME, help="seconds")
     options = parser.parse_args(args)
 
@@ -457,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(options.app, options.port, options.compression, options.lifetime)
         return 0
     if options.command == "client":
-        return client(options.url, options.agent, options.lifetime)
+        return client(options.url, options.agent, options.lifetime, options.compression)
     return full_run(Path(options.outdir).resolve(), options.only)
 
 

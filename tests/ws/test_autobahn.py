@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ws.autobahn_server import run
+from tests.ws.autobahn_server import DEFLATE_SAMPLE, run
 
 # The runs stop themselves after RUN_TIMEOUT; pytest-timeout is the backstop.
 RUN_TIMEOUT = 40.0
@@ -24,13 +24,6 @@ SECTIONS_1_TO_10 = [
     # 16 MiB messages, and thousands of small ones: the heavy section.
     pytest.param(("9",), 54, id="9", marks=pytest.mark.slow),
 ]
-
-# The first cases of 12.1 and of each 13.x (a different deflate offer each):
-# small messages, a few seconds in all.
-DEFLATE_SAMPLE = (
-    *(f"12.1.{n}" for n in range(1, 6)),
-    *(f"13.{n}.1" for n in range(1, 8)),
-)
 
 
 @pytest.mark.parametrize("app", ["native", "asgi"])

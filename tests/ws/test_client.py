@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.sync.server import Server, ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from iodine import CloseReason, Reactor
-from iodine.http.websocket.handshake import HandshakeError
+from iodine.http.websocket.handshake import HandshakeError, accept_key
 from tests.ws.conftest import Recorder, Runner, wait_for
 
 
 class ForeignServer:
     """A websockets echo server in a thread; records what it saw."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
         self.headers: dict[str, str] = {}
+        self.extensions: list[str] = []
         self.close_codes: list[int | None] = []
         self.server: Server = serve(
-            self.handle, "127.0.0.1", 0, select_subprotocol=self.select
+            self.handle, "127.0.0.1", 0, select_subprotocol=self.select, **options
         )
         self.port = self.server.socket.getsockname()[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -39,7 +42,10 @@ class ForeignServer:
 
     def handle(self, conn: ServerConnection) -> None:
         assert conn.request is not None
-        self.headers = dict(conn.request.headers.raw_items())
+        self.headers = {
+            name.lower(): value for name, value in conn.request.headers.raw_items()
+        }
+        self.extensions = [str(ext.name) for ext in conn.protocol.extensions]
         try:
             for message in conn:
                 if message == "close me":
@@ -99,6 +105,109 @@ def test_client_talks_to_a_websockets_server(
     assert conn.subprotocol == "chat"
     assert foreign.headers["x-token"] == "secret"
     wait_for(lambda: foreign.close_codes == [4000])
+
+
+# Text that compresses well, and bytes that do not compress at all.
+COMPRESSIBLE = "iodine " * 20_000
+RANDOM = bytes(random.Random(7).randbytes(50_000))
+
+
+def test_client_offers_no_compression_unless_asked(
+    reactor: Reactor, runner: Runner, foreign: ForeignServer
+) -> None:
+    chatter = Chatter(["plain"])
+    runner.start()
+    conn = reactor.connect(f"ws://127.0.0.1:{foreign.port}/", handler=chatter)
+    assert chatter.close_reason() is CloseReason.LOCAL
+    assert "sec-websocket-extensions" not in foreign.headers
+    assert foreign.extensions == []
+    assert type(conn).__name__ == "WebSocketClient"
+
+
+def test_client_compresses_with_a_websockets_server(
+    reactor: Reactor, runner: Runner, foreign: ForeignServer
+) -> None:
+    # websockets accepts permessage-deflate by default and then compresses
+    # every message it sends: each echo below was inflated by the client,
+    # and each message the client sent was inflated by websockets.
+    script = [COMPRESSIBLE, RANDOM, "short", b""]
+    chatter = Chatter(script)
+    runner.start()
+    conn = reactor.connect(
+        f"ws://127.0.0.1:{foreign.port}/", handler=chatter, compression=True
+    )
+    assert chatter.close_reason() is CloseReason.LOCAL, conn.error
+    assert chatter.messages() == script
+    assert foreign.headers["sec-websocket-extensions"] == (
+        "permessage-deflate; client_max_window_bits, "
+        "permessage-deflate; client_max_window_bits; client_no_context_takeover"
+    )
+    assert foreign.extensions == ["permessage-deflate"]
+    assert type(conn).__name__ == "DeflateWebSocketClient"
+
+
+def test_client_keeps_a_reset_window_the_server_asked_for(
+    reactor: Reactor, runner: Runner
+) -> None:
+    # server_no_context_takeover: the server starts each message with an
+    # empty window, and so must the client's inflater (and the other way).
+    factory = ServerPerMessageDeflateFactory(
+        server_no_context_takeover=True,
+        client_no_context_takeover=True,
+        server_max_window_bits=9,
+    )
+    foreign = ForeignServer(extensions=[factory])
+    try:
+        script = [COMPRESSIBLE, COMPRESSIBLE, "again " * 500, COMPRESSIBLE]
+        chatter = Chatter(script)
+        runner.start()
+        conn = reactor.connect(
+            f"ws://127.0.0.1:{foreign.port}/", handler=chatter, compression=True
+        )
+        assert chatter.close_reason() is CloseReason.LOCAL, conn.error
+        assert chatter.messages() == script
+        answer = dict(conn.response_headers)[b"sec-websocket-extensions"]
+        assert b"server_no_context_takeover" in answer
+        assert b"client_no_context_takeover" in answer
+    finally:
+        foreign.stop()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"permessage-deflate; client_max_window_bits=8",  # zlib cannot
+        b"permessage-deflate; mystery=1",
+        b"permessage-deflate, permessage-deflate",
+        b"x-webkit-deflate-frame",
+    ],
+)
+def test_a_compression_answer_that_breaks_the_offer_fails_the_handshake(
+    reactor: Reactor, runner: Runner, answer: bytes
+) -> None:
+    class Answers:
+        def on_message(self, conn: Any, data: bytes) -> None:
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in data.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            conn.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                b"Sec-WebSocket-Extensions: %s\r\n\r\n"
+                % (accept_key(key).encode(), answer)
+            )
+
+    listener = reactor.listen(port=0, handler=Answers)
+    chatter = Recorder()
+    conn = reactor.connect(
+        f"ws://127.0.0.1:{listener.port}/", handler=chatter, compression=True
+    )
+    runner.start()
+    assert chatter.close_reason() is CloseReason.CONNECT_FAILED
+    assert isinstance(conn.error, HandshakeError)
+    assert not chatter.opened.is_set()
 
 
 def test_client_sees_the_server_close_code(
@@ -187,5 +296,5 @@ def test_wss_says_tls_is_not_available(reactor: Reactor) -> None:
 
 
 def test_unknown_options_are_refused(reactor: Reactor) -> None:
-    with pytest.raises(TypeError, match="compression"):
-        reactor.connect("ws://127.0.0.1:1/", handler=Recorder(), compression=True)
+    with pytest.raises(TypeError, match="proxy"):
+        reactor.connect("ws://127.0.0.1:1/", handler=Recorder(), proxy="x")

@@ -20,14 +20,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.sync.client import ClientConnection, connect
 
+from iodine import CloseReason, Reactor
 from iodine.http.websocket import deflate, frames
 from iodine.http.websocket.frames import ProtocolError
 from tests.http.conftest import Server
 from tests.ws.conftest import (
+    Recorder,
+    Runner,
     ServerPool,
     handshake_request,
     read_frame,
     read_head,
+    wait_for,
 )
 
 # Small enough that a bomb is cheap to build, big enough for real messages.
@@ -192,6 +196,79 @@ def test_the_first_acceptable_offer_wins() -> None:
     assert agreement is not None
     assert agreement.server_no_context_takeover
     assert deflate.negotiate([]) is None
+
+
+# ------------------------------------------- the client's side (no I/O)
+
+
+@pytest.mark.parametrize(
+    ("answer", "server_bits", "client_bits", "server_reset", "client_reset"),
+    [
+        ("permessage-deflate", 15, 10, False, False),
+        ("permessage-deflate; server_max_window_bits=12", 12, 10, False, False),
+        # Allowed a larger window than it wants, the client keeps to 10.
+        ("permessage-deflate; client_max_window_bits=15", 15, 10, False, False),
+        ("permessage-deflate; client_max_window_bits=9", 15, 9, False, False),
+        # zlib inflates an 8-bit sender's data with a 9-bit window.
+        ("permessage-deflate; server_max_window_bits=8", 9, 10, False, False),
+        (
+            "permessage-deflate; server_no_context_takeover; "
+            "client_no_context_takeover",
+            15,
+            10,
+            True,
+            True,
+        ),
+    ],
+)
+def test_the_client_takes_a_servers_answer(
+    answer: str,
+    server_bits: int,
+    client_bits: int,
+    server_reset: bool,
+    client_reset: bool,
+) -> None:
+    agreement = deflate.accept([answer])
+    assert (agreement.server_bits, agreement.client_bits) == (server_bits, client_bits)
+    assert agreement.server_no_context_takeover is server_reset
+    assert agreement.client_no_context_takeover is client_reset
+
+
+@pytest.mark.parametrize(
+    ("answers", "error"),
+    [
+        (["x-webkit-deflate-frame"], "invalid permessage-deflate answer"),
+        (["permessage-deflate", "permessage-deflate"], "did not offer"),
+        # An answer has to name the window it allows.
+        (["permessage-deflate; client_max_window_bits"], "without a value"),
+        (["permessage-deflate; client_max_window_bits=8"], "below zlib's 9"),
+        (["permessage-deflate; server_max_window_bits=16"], "invalid"),
+        (["permessage-deflate; mystery"], "invalid"),
+    ],
+)
+def test_the_client_refuses_an_answer_outside_its_offer(
+    answers: list[str], error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
+        deflate.accept(answers)
+
+
+def test_client_codec_masks_and_inflates_a_servers_frames() -> None:
+    client = deflate.accept(["permessage-deflate; server_max_window_bits=10"]).codec(
+        MAX_MESSAGE, client=True
+    )
+    text = "compress me " * 400
+    frame = client.encode(text)
+    assert frame[0] == 0xC1  # FIN, RSV1 (compressed), text
+    assert frame[1] & 0x80  # masked, as a client must
+    assert len(frame) < len(text) // 4
+
+    # What a server with a 10-bit window sends, read back by the client.
+    payload = compress(text.encode(), zlib.compressobj(wbits=-10))
+    server_frame = bytes((0xC1, 126)) + len(payload).to_bytes(2, "big") + payload
+    if len(payload) < 126:
+        server_frame = bytes((0xC1, len(payload))) + payload
+    assert client.receive(server_frame) == [(frames.TEXT, text)]
 
 
 # ---------------------------------------------------------- codec (no I/O)
@@ -481,3 +558,25 @@ def test_decompression_bomb_closes_with_1009(
     with ws(compressing, path) as again:
         again.send("still here")
         assert again.recv(timeout=5) == "still here"
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_our_client_compresses_with_our_server(
+    compressing: Server, path: str, reactor: Reactor, runner: Runner
+) -> None:
+    script = ["iodine " * 5000, bytes(random.Random(3).randbytes(20_000)), "end"]
+    recorder = Recorder(echo=False)
+    runner.start()
+    conn = reactor.connect(
+        f"ws://127.0.0.1:{compressing.port}{path}", handler=recorder, compression=True
+    )
+    assert recorder.opened.wait(5), conn.error
+    answer = dict(conn.response_headers)[b"sec-websocket-extensions"]
+    assert answer.startswith(b"permessage-deflate")
+    greeting = 2 if path == "/native" else 0  # NativeEcho speaks first
+    for message in script:
+        conn.write(message)
+    wait_for(lambda: len(recorder.messages()) >= greeting + len(script))
+    assert recorder.messages()[greeting:] == script
+    conn.close()
+    assert recorder.close_reason() is CloseReason.LOCAL

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from iodine.core import addresses
 from iodine.core.connection import Connection
 from iodine.core.reactor import Reactor
+from iodine.http.upgrade import deflate_module
 from iodine.http.websocket import frames, handshake
 from iodine.http.websocket.connection import (
     DEFAULT_MAX_MESSAGE,
@@ -33,6 +34,15 @@ logger = logging.getLogger("iodine.ws")
 # websockets' open_timeout.
 HANDSHAKE_TIMEOUT = 10.0
 
+# The permessage-deflate offers of ``compression=True``, in order of
+# preference: the client's window is the server's to limit in both, and the
+# second lets a server that only takes clients resetting their compressor
+# after each message pick that (``deflate.accept`` checks the answer).
+DEFLATE_OFFER = (
+    b"permessage-deflate; client_max_window_bits, "
+    b"permessage-deflate; client_max_window_bits; client_no_context_takeover"
+)
+
 # The largest response head accepted; h11's default for any head is 16 KiB.
 MAX_RESPONSE_HEAD = 16 * 1024
 
@@ -40,11 +50,14 @@ MAX_RESPONSE_HEAD = 16 * 1024
 class _Handshake:
     """What the client holds only until the server's 101 arrives."""
 
-    __slots__ = ("key", "received", "subprotocols")
+    __slots__ = ("compression", "key", "received", "subprotocols")
 
-    def __init__(self, key: bytes, subprotocols: Sequence[str]) -> None:
+    def __init__(
+        self, key: bytes, subprotocols: Sequence[str], compression: bool
+    ) -> None:
         self.key = key
         self.subprotocols = list(subprotocols)
+        self.compression = compression
         self.received = bytearray()
 
 
@@ -69,6 +82,7 @@ class WebSocketClient(WebSocketConnection):
         subprotocols: Sequence[str] = (),
         max_message: int = DEFAULT_MAX_MESSAGE,
         ping: float = DEFAULT_PING,
+        compression: bool = False,
     ) -> None:
         super().__init__(
             reactor, handler, max_message=max_message, ping=ping, client=True
@@ -76,7 +90,7 @@ class WebSocketClient(WebSocketConnection):
         self.url = url
         self.response_headers: list[tuple[bytes, bytes]] = []
         self._request: bytes | None = request
-        self._handshake: _Handshake | None = _Handshake(key, subprotocols)
+        self._handshake: _Handshake | None = _Handshake(key, subprotocols, compression)
 
     def write(self, data: bytes | bytearray | memoryview | str) -> bool:
         """Send ``data`` as one masked message: ``str`` as text, bytes as binary.
@@ -130,7 +144,14 @@ class WebSocketClient(WebSocketConnection):
         head = bytes(state.received[:end])
         leftover = bytes(state.received[end + 4 :])
         try:
-            response = handshake.check_response(head, state.key, state.subprotocols)
+            response = handshake.check_response(
+                head,
+                state.key,
+                state.subprotocols,
+                extensions_offered=state.compression,
+            )
+            if response.extensions:
+                self._compress(response.extensions)
         except handshake.HandshakeError as exc:
             self._refused(exc)
             return
@@ -145,6 +166,23 @@ class WebSocketClient(WebSocketConnection):
         if leftover:
             self._last_seen = self._reactor.now
             self.feed(leftover)
+
+    def _compress(self, extensions: list[str]) -> None:
+        """Frame and read messages with the permessage-deflate the server
+        accepted from our offer, from the first message on.
+
+        Raises:
+            HandshakeError: the server's answer does not fit our offer.
+        """
+        deflate = deflate_module()
+        try:
+            agreement = deflate.accept(extensions)
+        except ValueError as exc:
+            raise handshake.HandshakeError(str(exc)) from None
+        # The same object, now writing through the codec: messages written
+        # before the handshake were framed plain, which the extension allows.
+        self.__class__ = deflate.DeflateWebSocketClient
+        self._decoder = agreement.codec(self._max_message, client=True)
 
     def _refused(self, exc: BaseException) -> None:
         """End a connection whose handshake failed: on_close, CONNECT_FAILED."""
@@ -184,7 +222,8 @@ def connect(
         options: From ``iodine.connect``: ``headers`` (a dict or pairs),
             ``subprotocols`` (names, in order of preference), ``ping``
             (seconds, default 40; 0 for none), ``max_message`` (bytes,
-            default 256 KiB); core also passes ``timeout``, which sets
+            default 256 KiB), ``compression`` (offer permessage-deflate;
+            off by default); core also passes ``timeout``, which sets
             ``ping`` when given.
 
     Returns:
@@ -201,6 +240,7 @@ def connect(
     timeout = float(options.pop("timeout", 0) or 0)
     ping = float(options.pop("ping", timeout or DEFAULT_PING))
     max_message = int(options.pop("max_message", DEFAULT_MAX_MESSAGE))
+    compression = bool(options.pop("compression", False))
     if options:
         raise TypeError(f"unexpected option(s) for ws://: {', '.join(options)}")
 
@@ -222,6 +262,8 @@ def connect(
         host = f"{host}:{port}"
 
     key = handshake.new_key()
+    if compression:
+        headers.append((b"sec-websocket-extensions", DEFLATE_OFFER))
     request = handshake.client_request(host, target, key, subprotocols, headers)
     conn = WebSocketClient(
         reactor,
@@ -232,6 +274,7 @@ def connect(
         subprotocols=subprotocols,
         max_message=max_message,
         ping=ping,
+        compression=compression,
     )
     reactor.open_client(conn, addresses.Endpoint("tcp", parts.hostname, port))
     return conn

@@ -39,6 +39,7 @@ from wsproto.frame_protocol import (
 from iodine.core.connection import OPEN_STATE
 from iodine.http.websocket import frames
 from iodine.http.websocket.asgi import AsgiWebSocketConnection
+from iodine.http.websocket.client import WebSocketClient
 from iodine.http.websocket.connection import WebSocketConnection
 from iodine.http.websocket.frames import Decoder, Event, ProtocolError
 
@@ -82,9 +83,9 @@ class Agreement:
     server_no_context_takeover: bool
     client_no_context_takeover: bool
 
-    def codec(self, max_message: int) -> DeflateCodec:
-        """A fresh codec for one connection."""
-        return DeflateCodec(self, max_message)
+    def codec(self, max_message: int, *, client: bool = False) -> DeflateCodec:
+        """A fresh codec for one connection (a server's unless ``client``)."""
+        return DeflateCodec(self, max_message, client=client)
 
 
 def _parse_offer(offer: str) -> dict[str, str | None] | None:
@@ -161,6 +162,44 @@ def negotiate(offers: list[str]) -> Agreement | None:
             client_reset,
         )
     return None
+
+
+def accept(extensions: list[str]) -> Agreement:
+    """Check a server's answer to the client's offer (``client.DEFLATE_OFFER``;
+    RFC 7692 section 7.1). The client compresses with at most
+    :data:`CLIENT_MAX_WINDOW_BITS`, whatever larger window the server allows.
+
+    Args:
+        extensions: The ``Sec-WebSocket-Extensions`` entries of the ``101``.
+
+    Raises:
+        ValueError: the answer is not one permessage-deflate this client can
+            use (the handshake then fails, as section 7.1 asks).
+    """
+    if len(extensions) != 1:
+        raise ValueError(f"the server chose extensions we did not offer: {extensions}")
+    params = _parse_offer(extensions[0])
+    if params is None:
+        raise ValueError(f"invalid permessage-deflate answer: {extensions[0]!r}")
+    server_bits = params.get("server_max_window_bits")
+    client_bits = CLIENT_MAX_WINDOW_BITS
+    if "client_max_window_bits" in params:
+        allowed = params["client_max_window_bits"]
+        if allowed is None:
+            raise ValueError("client_max_window_bits without a value in the answer")
+        # zlib cannot compress within an 8-bit window (it widens it to 9).
+        if int(allowed) < 9:
+            raise ValueError(f"client_max_window_bits={allowed} is below zlib's 9")
+        client_bits = min(client_bits, int(allowed))
+    return Agreement(
+        b"",
+        # Inflating with a window at least as large as the sender's is
+        # always right, and zlib has no 8-bit inflate window.
+        max(int(server_bits or 15), 9),
+        client_bits,
+        "server_no_context_takeover" in params,
+        "client_no_context_takeover" in params,
+    )
 
 
 class _Extension(PerMessageDeflate):
@@ -245,7 +284,12 @@ class _Extension(PerMessageDeflate):
             return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         if received + len(out) > self.max_message or decompressor.unconsumed_tail:
             return CloseReason.MESSAGE_TOO_BIG
-        if self.client_no_context_takeover:
+        # The peer resets its compressor after each message: so must we.
+        if (
+            self.server_no_context_takeover
+            if proto.client
+            else self.client_no_context_takeover
+        ):
             self._decompressor = None
         self._inbound_compressed = None
         return out
@@ -259,11 +303,13 @@ class _Extension(PerMessageDeflate):
         fin: bool,
     ) -> tuple[RsvBits, bytes]:
         if self._compressor is None and opcode in (Opcode.TEXT, Opcode.BINARY):
+            bits = (
+                self.client_max_window_bits
+                if proto.client
+                else self.server_max_window_bits
+            )
             self._compressor = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION,
-                zlib.DEFLATED,
-                -self.server_max_window_bits,
-                MEM_LEVEL,
+                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -bits, MEM_LEVEL
             )
         return super().frame_outbound(proto, opcode, rsv, data, fin)
 
@@ -277,9 +323,11 @@ class DeflateCodec(Decoder):
 
     __slots__ = ("_pieces", "_proto")
 
-    def __init__(self, agreement: Agreement, max_message: int) -> None:
-        super().__init__(client=False, max_message=max_message)
-        self._proto = FrameProtocol(False, [_Extension(agreement, max_message)])
+    def __init__(
+        self, agreement: Agreement, max_message: int, *, client: bool = False
+    ) -> None:
+        super().__init__(client=client, max_message=max_message)
+        self._proto = FrameProtocol(client, [_Extension(agreement, max_message)])
         self._pieces: list[Any] | None = None
 
     def receive(self, data: bytes) -> list[Event]:
@@ -365,6 +413,12 @@ class DeflateWrites:
 
 class DeflateWebSocketConnection(DeflateWrites, WebSocketConnection):
     """A native WebSocket connection that negotiated permessage-deflate."""
+
+    __slots__ = ()
+
+
+class DeflateWebSocketClient(DeflateWrites, WebSocketClient):
+    """A WebSocket client whose server accepted permessage-deflate."""
 
     __slots__ = ()
 

@@ -222,6 +222,8 @@ class Response:
 
     subprotocol: str | None
     headers: list[tuple[bytes, bytes]]
+    # Its Sec-WebSocket-Extensions entries (only ever one we offered).
+    extensions: list[str] = field(default_factory=list)
 
 
 def parse_response_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
@@ -246,7 +248,11 @@ def parse_response_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
 
 
 def check_response(
-    head: bytes, key: bytes, subprotocols: Sequence[str] = ()
+    head: bytes,
+    key: bytes,
+    subprotocols: Sequence[str] = (),
+    *,
+    extensions_offered: bool = False,
 ) -> Response:
     """Check a server's answer to our request (section 4.1, the client's list).
 
@@ -254,6 +260,8 @@ def check_response(
         head: The response head up to, not including, the blank line.
         key: The ``Sec-WebSocket-Key`` we sent.
         subprotocols: The subprotocols we offered.
+        extensions_offered: We offered an extension; the caller checks what
+            the server chose of it (``Response.extensions``).
 
     Raises:
         HandshakeError: any status but 101, or a missing or wrong header.
@@ -267,11 +275,12 @@ def check_response(
         raise HandshakeError("the 101 response lacks 'Connection: Upgrade'")
     if _values(headers, b"sec-websocket-accept") != [accept_key(key).encode()]:
         raise HandshakeError("wrong Sec-WebSocket-Accept in the 101 response")
-    if _tokens(headers, b"sec-websocket-extensions"):
+    extensions = _tokens(headers, b"sec-websocket-extensions")
+    if extensions and not extensions_offered:
         raise HandshakeError("the server chose an extension we did not offer")
     chosen = _tokens(headers, b"sec-websocket-protocol")
     if len(chosen) > 1 or (chosen and chosen[0] not in subprotocols):
         raise HandshakeError(
             f"the server chose a subprotocol we did not offer: {chosen}"
         )
-    return Response(chosen[0] if chosen else None, headers)
+    return Response(chosen[0] if chosen else None, headers, extensions)
