@@ -204,3 +204,11 @@ def test_wsgi_requests_that_block_each_get_a_pool_thread(server: Server) -> None
             )
         )
     assert answers == ["met"] * 8
+
+
+def test_wsgi_input_of_a_request_without_a_body_reads_empty(server: Server) -> None:
+    # GET and an empty POST share one stateless wsgi.input; every way of
+    # reading it ends at once.
+    assert httpx.get(server.url("/echo")).content == b""
+    assert httpx.post(server.url("/echo"), content=b"").content == b""
+    assert httpx.post(server.url("/lines"), content=b"").text == "0"

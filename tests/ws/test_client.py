@@ -112,6 +112,20 @@ COMPRESSIBLE = "iodine " * 20_000
 RANDOM = bytes(random.Random(7).randbytes(50_000))
 
 
+def echo_compressed(
+    reactor: Reactor, runner: Runner, foreign: ForeignServer, script: list[Any]
+) -> Any:
+    """Send ``script`` with compression offered; check every echo came back."""
+    chatter = Chatter(script)
+    runner.start()
+    conn = reactor.connect(
+        f"ws://127.0.0.1:{foreign.port}/", handler=chatter, compression=True
+    )
+    assert chatter.close_reason() is CloseReason.LOCAL, conn.error
+    assert chatter.messages() == script
+    return conn
+
+
 def test_client_offers_no_compression_unless_asked(
     reactor: Reactor, runner: Runner, foreign: ForeignServer
 ) -> None:
@@ -130,14 +144,9 @@ def test_client_compresses_with_a_websockets_server(
     # websockets accepts permessage-deflate by default and then compresses
     # every message it sends: each echo below was inflated by the client,
     # and each message the client sent was inflated by websockets.
-    script = [COMPRESSIBLE, RANDOM, "short", b""]
-    chatter = Chatter(script)
-    runner.start()
-    conn = reactor.connect(
-        f"ws://127.0.0.1:{foreign.port}/", handler=chatter, compression=True
+    conn = echo_compressed(
+        reactor, runner, foreign, [COMPRESSIBLE, RANDOM, "short", b""]
     )
-    assert chatter.close_reason() is CloseReason.LOCAL, conn.error
-    assert chatter.messages() == script
     assert foreign.headers["sec-websocket-extensions"] == (
         "permessage-deflate; client_max_window_bits, "
         "permessage-deflate; client_max_window_bits; client_no_context_takeover"
@@ -158,14 +167,12 @@ def test_client_keeps_a_reset_window_the_server_asked_for(
     )
     foreign = ForeignServer(extensions=[factory])
     try:
-        script = [COMPRESSIBLE, COMPRESSIBLE, "again " * 500, COMPRESSIBLE]
-        chatter = Chatter(script)
-        runner.start()
-        conn = reactor.connect(
-            f"ws://127.0.0.1:{foreign.port}/", handler=chatter, compression=True
+        conn = echo_compressed(
+            reactor,
+            runner,
+            foreign,
+            [COMPRESSIBLE, COMPRESSIBLE, "again " * 500, COMPRESSIBLE],
         )
-        assert chatter.close_reason() is CloseReason.LOCAL, conn.error
-        assert chatter.messages() == script
         answer = dict(conn.response_headers)[b"sec-websocket-extensions"]
         assert b"server_no_context_takeover" in answer
         assert b"client_no_context_takeover" in answer

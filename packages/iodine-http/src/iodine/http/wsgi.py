@@ -3,16 +3,17 @@
 The application runs on a pool thread; the connection stays on the loop. The
 two meet in an :class:`WsgiExchange`:
 
-* the request body flows loop -> thread through a condition variable, piece by
+* the request body flows loop -> thread under the exchange's lock, piece by
   piece as it arrives (``wsgi.input`` never needs the whole body in memory, and
-  reading pauses when the application falls 64 KiB behind);
-* the response flows thread -> loop with ``call_soon_threadsafe``, one call per
-  piece the application yields, so an iterable is sent as it is produced. A
-  list or tuple (the common ``[b"..."]``) is joined and sent in one call, with
-  its Content-Length, as one ``transport.write``;
+  reading pauses when the application falls 64 KiB behind); a request without
+  a body gets one shared empty ``wsgi.input``;
+* the response flows thread -> loop through ``HttpServer.post_from_thread``,
+  one call per piece the application yields, so an iterable is sent as it is
+  produced. A list or tuple (the common ``[b"..."]``) is joined and sent in
+  one call, with its Content-Length, as one ``transport.write``;
 * the thread waits while more than :data:`MAX_IN_FLIGHT` bytes it produced
   are not yet written, or while the transport's buffer is full, so a large
-  response cannot pile up in memory.
+  response cannot pile up in memory. The last piece never waits.
 
 ``close()`` of the application's iterable is always called, also when the
 client went away or the application failed halfway.
