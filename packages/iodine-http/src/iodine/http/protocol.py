@@ -375,7 +375,8 @@ class HttpProtocol(asyncio.Protocol):
             method = _METHODS.setdefault(method_bytes, method_bytes.decode("ascii"))
         target = self._url
         if target[:1] == b"/":
-            if b"?" in target:
+            # find, not "in": see asgi.decode_path.
+            if target.find(b"?") >= 0:
                 raw_path, _, query = target.partition(b"?")
             else:
                 raw_path, query = target, b""

@@ -68,6 +68,13 @@ UPGRADE_TCP_KEY = "iodine.upgrade.tcp"
 
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 
+# Status lines seen, and their codes (see _status_code).
+_STATUS_CODES: dict[str, int] = {}
+
+# The responses joined and sent in one piece. A prebuilt tuple: writing
+# ``list | tuple`` in the isinstance call builds a union on every request.
+_SEQUENCES = (list, tuple)
+
 _ENVIRON_KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
@@ -430,7 +437,7 @@ class WsgiExchange(Exchange):
         try:
             taken = None if kind is None else _taken(environ)
             if taken is None:
-                if isinstance(result, list | tuple) and not self._head_sent:
+                if isinstance(result, _SEQUENCES) and not self._head_sent:
                     self._emit(b"".join(result), False)
                 else:
                     for piece in result:
@@ -514,9 +521,11 @@ class WsgiExchange(Exchange):
         elif self._response_status is not None:
             raise RuntimeError("start_response called twice without exc_info")
         try:
-            code = int(status.split(" ", 1)[0])
-        except (AttributeError, ValueError):
-            raise ResponseError(f"invalid WSGI status {status!r}") from None
+            code = _STATUS_CODES.get(status)
+        except TypeError:  # not even hashable; _status_code says what is wrong
+            code = None
+        if code is None:
+            code = _status_code(status)
         self._response_status = code
         self._response_headers = headers
         return self._write
@@ -566,7 +575,7 @@ class WsgiExchange(Exchange):
         raw_path = self.raw_path
         path = (
             unquote_to_bytes(raw_path).decode("latin-1")
-            if b"%" in raw_path
+            if raw_path.find(b"%") >= 0  # not "in": see asgi.decode_path
             else raw_path.decode("latin-1")
         )
         root_path = protocol.server.config.root_path
@@ -610,6 +619,18 @@ class WsgiExchange(Exchange):
                 value = environ[key] + separator + value
             environ[key] = value
         return environ
+
+
+def _status_code(status: str) -> int:
+    """The code of a WSGI status line ("200 OK"), remembered for the next
+    response with the same line (applications use a handful of them)."""
+    try:
+        code = int(status.split(" ", 1)[0])
+    except (AttributeError, ValueError, TypeError):
+        raise ResponseError(f"invalid WSGI status {status!r}") from None
+    if len(_STATUS_CODES) < 256:
+        _STATUS_CODES[status] = code
+    return code
 
 
 def _taken(environ: dict[str, Any]) -> tuple[str, object] | None:

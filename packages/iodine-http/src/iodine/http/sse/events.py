@@ -21,7 +21,8 @@ PING_COMMENT = b": ping\n\n"
 def _data_lines(data: bytes | str) -> bytes:
     if isinstance(data, str):
         data = data.encode()
-    if b"\n" not in data and b"\r" not in data:
+    # find, not "in" (see asgi.decode_path): this runs for every event.
+    if data.find(b"\n") < 0 and data.find(b"\r") < 0:
         return b"data: " + data + b"\n"
     return b"".join(b"data: " + line + b"\n" for line in _LINE_BREAK.split(data))
 
