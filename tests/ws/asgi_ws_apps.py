@@ -172,6 +172,13 @@ async def _scope(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()
 
 
+async def _pick(scope: Scope, receive: Receive, send: Send) -> None:
+    """Accepts with the subprotocol its query names, offered or not."""
+    await _accept(receive, send, subprotocol=scope["query_string"].decode())
+    await send({"type": "websocket.send", "text": "accepted"})
+    await receive()
+
+
 async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
     """Echo until the client goes; ``"close please"`` closes with 4000."""
     offered = scope["subprotocols"]
@@ -274,6 +281,7 @@ async def _census(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 _WEBSOCKET = {
+    "/pick": _pick,
     "/census": _census,
     "/deny": _deny,
     "/refuse": _refuse,

@@ -109,6 +109,22 @@ def test_accept_sends_the_subprotocol_and_headers_in_the_101(server: Server) -> 
         assert response.headers["set-cookie"] == "a=b"
 
 
+def test_accepting_with_a_subprotocol_the_client_did_not_offer_is_a_500(
+    server: Server,
+) -> None:
+    # The client would fail a 101 naming it (RFC 6455 section 4.1): the
+    # server refuses to send one and says why in its log.
+    with pytest.raises(InvalidStatus) as caught:
+        ws(server, "/pick?zzz", subprotocols=["x", "y"])
+    assert caught.value.response.status_code == 500
+    log = server.wait_for_log("'zzz' was not offered by the client")
+    assert "subprotocol 'zzz' was not offered by the client (offered: x, y)" in log
+    with ws(server, "/pick?y", subprotocols=["x", "y"]) as client:
+        assert client.subprotocol == "y"
+        assert client.recv(timeout=5) == "accepted"
+    assert_still_serving(server)
+
+
 # ---------------------------------------------------------------- messages
 
 

@@ -170,7 +170,8 @@ def switch(
 
     Raises:
         RuntimeError: the request cannot be upgraded (any more).
-        ValueError: a header holds CR or LF, or is not a pair.
+        ValueError: a header holds CR or LF, or is not a pair; or the
+            subprotocol is not one the client offered.
     """
     kind = exchange.upgrade
     if kind is None:
@@ -187,6 +188,15 @@ def switch(
     if kind == WEBSOCKET:
         request = exchange.handshake
         assert request is not None  # checked before the application ran
+        if subprotocol and subprotocol not in request.subprotocols:
+            # RFC 6455 section 4.1: the client fails a handshake that names
+            # a subprotocol it did not offer. Said here, with the names,
+            # rather than seen by the client as a broken connection.
+            offered = ", ".join(request.subprotocols) or "none"
+            raise ValueError(
+                f"subprotocol {subprotocol!r} was not offered by the client "
+                f"(offered: {offered})"
+            )
         if config.websocket_compression and request.extensions:
             deflate = deflate_module().negotiate(request.extensions)
             if deflate is not None:
