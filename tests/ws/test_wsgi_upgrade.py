@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.http.conftest import ResponseReader, Server
@@ -235,3 +236,18 @@ def test_upgrade_key_on_a_request_that_cannot_upgrade_is_ignored(
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert b"x-raw: yes\r\n" in raw.lower()
     assert raw.endswith(b"\r\n\r\n")
+
+
+def test_wsgi_app_naming_a_subprotocol_the_client_did_not_offer_gets_500(
+    server: Server,
+) -> None:
+    # /ws always answers "chat.v2"; this client offers only "chat".
+    with pytest.raises(InvalidStatus) as caught:
+        connect(
+            ws_url(server, "/ws?room=2"),
+            subprotocols=["chat"],  # type: ignore[list-item]  # plain str
+            open_timeout=5,
+        )
+    assert caught.value.response.status_code == 500
+    log = server.wait_for_log("'chat.v2' was not offered by the client")
+    assert "subprotocol 'chat.v2' was not offered by the client (offered: chat)" in log
