@@ -129,17 +129,43 @@ def decode_path(raw_path: bytes) -> str:
 class AsgiExchange(Exchange):
     """One request served by an ASGI application."""
 
-    _buffered = 0
-    _waiter: asyncio.Future[dict[str, Any]] | None = None
-    _request_done = False
-    _disconnected = False
-    _trailers = _NO_TRAILERS
-    _trailer_lines: list[bytes] | None = None
-    scope: dict[str, Any] | None = None
-    # Body pieces the application has not received yet; made by the first
-    # piece that has to wait (most requests have no body, or are read as
-    # they come).
-    _chunks: list[bytes] | None = None
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_disconnected",
+        "_request_done",
+        "_trailer_lines",
+        "_trailers",
+        "_waiter",
+        "scope",
+    )
+
+    def __init__(  # noqa: PLR0917  # the protocol's call, as in Exchange
+        self,
+        protocol: HttpProtocol,
+        method: str,
+        target: bytes,
+        raw_path: bytes,
+        query: bytes,
+        http_version: str,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+    ) -> None:
+        super().__init__(
+            protocol, method, target, raw_path, query, http_version, headers, keep_alive
+        )
+        # Body pieces the application has not received yet; made by the
+        # first piece that has to wait (most requests have no body, or are
+        # read as they come).
+        self._chunks: list[bytes] | None = None
+        self._buffered = 0
+        self._waiter: asyncio.Future[dict[str, Any]] | None = None
+        self._request_done = False
+        self._disconnected = False
+        self._trailers = _NO_TRAILERS
+        self._trailer_lines: list[bytes] | None = None
+        # Kept for an upgradable request (see run).
+        self.scope: dict[str, Any] | None = None
 
     # -------------------------------------------------------- running
 
@@ -282,37 +308,57 @@ class AsgiExchange(Exchange):
         """Take one response message; the future is done when it may go on."""
         kind = message["type"]
         state = self.state
-        if (
-            kind == "http.response.body"
-            and state == STARTED
-            and not self._trailers
-            and not self._disconnected
-            and not message.get("more_body", False)
-            and self._write_sized(message.get("body", b""))
-        ):
-            # The whole response in one message: written as one piece.
-            self.finish()
-            return self.protocol.done
-        if kind == "http.response.body" and state in (STARTED, BODY):
-            if self._disconnected:
-                raise ClientDisconnected("the client closed the connection")
+        if kind == "http.response.start":
+            if state == WAITING and not self._disconnected:
+                status = message["status"]
+                self.head = encode_head(status, message.get("headers", ()))
+                self.status = status
+                self.state = STARTED
+                if message.get("trailers", False):
+                    self._trailers = _TRAILERS
+                return self.protocol.done
+        elif kind == "http.response.body":
             more = message.get("more_body", False)
-            if self._trailers:
-                if not more and self._trailers == _TRAILERS:
-                    self._trailers = _TRAILERS_DUE
-                    more = True
-                elif self._trailers == _TRAILERS_DUE:
-                    raise RuntimeError("http.response.body after the last body")
-            self.send_body(message.get("body", b""), more)
-            protocol = self.protocol
-            return protocol.drain() if protocol.write_paused else protocol.done
-        if kind == "http.response.start" and state == WAITING:
-            if self._disconnected:
-                raise ClientDisconnected("the client closed the connection")
-            self.start_response(message["status"], message.get("headers", ()))
-            if message.get("trailers", False):
-                self._trailers = _TRAILERS
-            return self.protocol.done
+            if (
+                state == STARTED
+                and not more
+                and not self._trailers
+                and not self._disconnected
+                and self._write_sized(message.get("body", b""))
+            ):
+                # The whole response in one message, written as one piece.
+                # What finish() would check is known: no chunks, no bytes
+                # owed, nobody waiting in receive() for the request body.
+                self.state = DONE
+                if self.started:
+                    self._log()
+                protocol = self.protocol
+                protocol.response_done(self)
+                if self._waiter is not None:
+                    self._wake_with_disconnect()
+                return protocol.done
+            if state in (STARTED, BODY):
+                return self._send_body(message, more)
+        return self._send_other(kind, state, message)
+
+    def _send_body(self, message: dict[str, Any], more: bool) -> asyncio.Future[None]:
+        """An ``http.response.body`` message other than a whole body."""
+        if self._disconnected:
+            raise ClientDisconnected("the client closed the connection")
+        if self._trailers:
+            if not more and self._trailers == _TRAILERS:
+                self._trailers = _TRAILERS_DUE
+                more = True
+            elif self._trailers == _TRAILERS_DUE:
+                raise RuntimeError("http.response.body after the last body")
+        self.send_body(message.get("body", b""), more)
+        protocol = self.protocol
+        return protocol.drain() if protocol.write_paused else protocol.done
+
+    def _send_other(
+        self, kind: str, state: int, message: dict[str, Any]
+    ) -> asyncio.Future[None]:
+        """Every message but a response's start and body, and misplaced ones."""
         if kind == "http.response.trailers" and self._trailers != _NO_TRAILERS:
             return self._send_trailers(message)
         if kind == "http.response.pathsend" and state == STARTED:

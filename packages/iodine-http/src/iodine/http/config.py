@@ -19,7 +19,10 @@ Interface = Literal["auto", "asgi", "wsgi"]
 LifespanMode = Literal["auto", "on", "off"]
 
 
-@dataclass
+# Slots: the limits are read on every request, and CPython does not
+# specialize reads of instance attributes that shadow class-level defaults,
+# which is what a dataclass without slots has.
+@dataclass(slots=True)
 class HttpConfig:
     """Settings of one HTTP listener.
 

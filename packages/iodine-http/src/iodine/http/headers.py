@@ -14,7 +14,7 @@ import re
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import Any
 
 # RFC 9110 section 15 names the classes; a code nobody registered still gets a
 # line that says what kind of answer it is, never "500".
@@ -55,17 +55,21 @@ def status_line(status: int) -> bytes:
 class _DateCache:
     """The ``date`` header line, formatted at most once a second."""
 
-    __slots__ = ("line", "second")
+    __slots__ = ("line", "start", "until")
 
     def __init__(self) -> None:
-        self.second = -1
+        self.start = self.until = 0.0
         self.line = b""
 
     def get(self) -> bytes:
-        now = int(time.time())
-        if now != self.second:
-            self.second = now
-            self.line = f"date: {formatdate(now, usegmt=True)}\r\n".encode("latin-1")
+        # Float comparisons: CPython specializes them, and not comparisons
+        # of integers as large as the current Unix time.
+        now = time.time()
+        if now >= self.until or now < self.start:
+            second = int(now)
+            self.start = float(second)
+            self.until = self.start + 1.0
+            self.line = f"date: {formatdate(second, usegmt=True)}\r\n".encode("latin-1")
         return self.line
 
 
@@ -73,7 +77,7 @@ date_line = _DateCache().get
 """The current ``date: ...\\r\\n`` line (RFC 9110 section 6.6.1 wants one)."""
 
 
-class Head(NamedTuple):
+class Head:
     """An application's status and headers, validated and encoded.
 
     ``block`` is the status line and the application's headers (without the
@@ -82,12 +86,20 @@ class Head(NamedTuple):
     block with its Content-Length line when a response with this head has a
     body of that length (not a 1xx, 204 or 304) and keeps the connection:
     the common answer, written without deciding its framing again.
+
+    A class with slots rather than a named tuple: CPython specializes reads
+    of slots, not of a named tuple's fields, and these are read per response.
     """
 
-    block: bytes
-    length: int | None
-    close: bool
-    sized: bytes | None = None
+    __slots__ = ("block", "close", "length", "sized")
+
+    def __init__(
+        self, block: bytes, length: int | None, close: bool, sized: bytes | None = None
+    ) -> None:
+        self.block = block
+        self.length = length
+        self.close = close
+        self.sized = sized
 
 
 # Header names are tokens (RFC 9110 section 5.6.2); values may not contain CR,

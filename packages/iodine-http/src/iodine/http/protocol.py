@@ -49,6 +49,7 @@ _WRITE, _BODY, _QUEUE, _DONE = 1, 2, 4, 8
 # are what benchmarks and HTTP/1.1 proxies send; past 64 the client is not
 # reading its answers and reading from it stops until they drain.
 MAX_QUEUED = 64
+_RESUME_AT = MAX_QUEUED // 2
 
 # Bytes of request body held for an application that is not reading it (the
 # same 64 KiB as asyncio's write high-water mark); over it, reading pauses.
@@ -71,6 +72,13 @@ _ROLES = {
     b"upgrade": _UPGRADE,
     b"accept": _ACCEPT,
 }
+
+# What the server noticed in a request's head that most requests do not
+# have, as bits of one integer that on_url resets with a single store:
+# "Expect: 100-continue", a proxy header, an Upgrade header, an Accept
+# naming text/event-stream. Bit operations are not specialized by CPython,
+# so the common request, with none of them, never does one.
+_SEEN_EXPECT, _SEEN_FORWARDED, _SEEN_UPGRADE, _SEEN_EVENTS = 1, 2, 4, 8
 
 # Header names as received -> (the lowercased name ASGI and WSGI want, its
 # role). One lookup per header instead of lowering it and comparing it with
@@ -111,9 +119,6 @@ class HttpProtocol(asyncio.Protocol):
         "_counted",
         "_driving",
         "_error_status",
-        "_event_stream",
-        "_expect",
-        "_forwarded",
         "_head_bytes",
         "_head_reads",
         "_head_since",
@@ -126,6 +131,8 @@ class HttpProtocol(asyncio.Protocol):
         "_parser",
         "_paused",
         "_queue",
+        "_seen",
+        "_small_head",
         "_upgrade_to",
         "_url",
         "_waiters",
@@ -145,7 +152,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
-        self._config = server.config
+        config = self._config = server.config
+        # No line of a head this small can be too long, nor the head itself:
+        # on_header checks those two limits only past it.
+        self._small_head = min(config.max_header_line, config.max_header_bytes)
         self.loop = server.reactor.loop
         self.transport: asyncio.Transport | None = None
         self._parser: Any = httptools.HttpRequestParser(self)
@@ -179,13 +189,11 @@ class HttpProtocol(asyncio.Protocol):
         self._head_bytes = 0
         self._head_reads = -1
         self._host_count = 0
-        self._expect = False
-        self._forwarded = False
-        # What makes a request upgradable: its Upgrade header, an Accept
-        # naming text/event-stream; and the bytes that followed the head of
-        # a request the parser saw switch protocols.
-        self._upgrade_to: bytes | None = None
-        self._event_stream = False
+        self._seen = 0
+        # The Upgrade header's value (read only when _seen says there is
+        # one), and the bytes that followed the head of a request the parser
+        # saw switch protocols.
+        self._upgrade_to = b""
         self._leftover = b""
         now = server.reactor.now
         # The first request's head is due header_timeout after the connect.
@@ -225,7 +233,7 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._parser is None or (self.closing and self._body_owner is None):
             return
-        if self._idle_since >= 0:
+        if self._idle_since >= 0.0:
             # The keep-alive wait is over: the next head is now due.
             self._head_since = self.server.reactor.now
             self._idle_since = -1.0
@@ -309,10 +317,7 @@ class HttpProtocol(asyncio.Protocol):
             self._head_bytes = 0
             self._head_reads = -1
             self._host_count = 0
-            self._expect = False
-            self._forwarded = False
-            self._upgrade_to = None
-            self._event_stream = False
+            self._seen = 0
         self._url = url
         if len(url) > self._config.max_header_line:
             raise _LimitHit(414)
@@ -321,53 +326,65 @@ class HttpProtocol(asyncio.Protocol):
         # Called for every header line, so it is kept short: the limits, one
         # dict lookup for the lowercased name and whether the server itself
         # cares about the header, and nothing more for the others.
-        config = self._config
         size = len(name) + len(value) + 4
-        if size > config.max_header_line:
-            raise _LimitHit(431)
-        self._head_bytes += size
-        if self._head_bytes > config.max_header_bytes:
-            raise _LimitHit(431)
+        head_bytes = self._head_bytes = self._head_bytes + size
+        if head_bytes > self._small_head:
+            self._check_header_limits(size, head_bytes)
         if not self._in_head:
             return  # a trailer of a chunked body: counted, not kept
         headers = self._headers
-        if len(headers) >= config.max_headers:
+        if len(headers) >= self._config.max_headers:
             raise _LimitHit(431)
         known = _NAMES.get(name)
         if known is None:
             known = _learn_name(name)
         lowered, role = known
         headers.append((lowered, value))
-        if role:
+        if role == _HOST:
+            # Every HTTP/1.1 request has one: counted here, without a call.
+            self._host_count += 1
+        elif role:
             self._header_role(role, value)
 
+    def _check_header_limits(self, size: int, head_bytes: int) -> None:
+        """The line and head size limits, for a head past ``_small_head``."""
+        config = self._config
+        if size > config.max_header_line or head_bytes > config.max_header_bytes:
+            raise _LimitHit(431)
+
     def _header_role(self, role: int, value: bytes) -> None:
-        if role == _HOST:
-            self._host_count += 1
-        elif role == _CONTENT_LENGTH:
+        if role == _CONTENT_LENGTH:
             # llhttp has checked it is digits and not duplicated.
             if int(value) > self._config.max_body:
                 raise _LimitHit(413)
         elif role == _EXPECT:
-            self._expect = value.lower() == b"100-continue"
+            # The last Expect header decides, as it did when this was a flag.
+            if value.lower() == b"100-continue":
+                self._seen |= _SEEN_EXPECT
+            else:
+                self._seen &= ~_SEEN_EXPECT
         elif role == _FORWARDED:
-            self._forwarded = True
+            self._seen |= _SEEN_FORWARDED
         elif role == _UPGRADE:
+            self._seen |= _SEEN_UPGRADE
             self._upgrade_to = value
-        elif b"text/event-stream" in value.lower():  # _ACCEPT
-            self._event_stream = True
+        elif value.lower().find(b"text/event-stream") >= 0:  # _ACCEPT
+            self._seen |= _SEEN_EVENTS
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         self._in_head = False
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
-            raise _LimitHit(505)
-
         # RFC 9112 section 3.2: a 1.1 request has exactly one Host header,
         # and no request may have two.
-        if self._host_count > 1 or (version == "1.1" and not self._host_count):
-            raise _LimitHit(400)
+        if version == "1.1":
+            if self._host_count != 1:
+                raise _LimitHit(400)
+        elif version == "1.0":
+            if self._host_count > 1:
+                raise _LimitHit(400)
+        else:
+            raise _LimitHit(505)
 
         method_bytes = parser.get_method()
         method = _METHODS.get(method_bytes)
@@ -395,25 +412,23 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = parser.should_keep_alive() and not self.closing
         kind = None
         exchange_class = self.server.exchange_class
-        if self._upgrade_to is not None or self._event_stream:
+        seen = self._seen
+        if seen and seen & (_SEEN_UPGRADE | _SEEN_EVENTS):
             kind = upgrade.request_kind(
-                method, self._headers, self._upgrade_to, self._event_stream
+                method,
+                self._headers,
+                self._upgrade_to if seen & _SEEN_UPGRADE else None,
+                bool(seen & _SEEN_EVENTS),
             )
             if kind is not None:
                 exchange_class = self.server.upgrade_exchange_class(kind)
         exchange = exchange_class(
-            self,
-            method,
-            target,
-            raw_path,
-            query,
-            version,
-            self._headers,
-            keep_alive,
-            self._expect,
-            self._forwarded,
+            self, method, target, raw_path, query, version, self._headers, keep_alive
         )
-        if kind is not None:
+        if seen:
+            # Rare: the exchange starts out without any of these.
+            exchange.expect_continue = bool(seen & _SEEN_EXPECT)
+            exchange.forwarded = bool(seen & _SEEN_FORWARDED)
             exchange.upgrade = kind
         self._body_owner = exchange
         queue = self._queue
@@ -450,7 +465,7 @@ class HttpProtocol(asyncio.Protocol):
             queue = self._queue
             while self._active is None and queue:
                 exchange = self._active = queue.popleft()
-                if self._paused & _QUEUE and len(queue) < MAX_QUEUED // 2:
+                if self._paused and self._paused & _QUEUE and len(queue) < _RESUME_AT:
                     self._resume(_QUEUE)
                 exchange.run()
             if self._active is None and not queue and self._error_status:
@@ -476,7 +491,7 @@ class HttpProtocol(asyncio.Protocol):
             # send it, so the connection cannot be reused.
             self._close_after_flush()
             return
-        if self._paused & _BODY:
+        if self._paused and self._paused & _BODY:
             # The rest of an unread body is read and dropped.
             self._resume(_BODY)
         if self._queue or self._error_status:

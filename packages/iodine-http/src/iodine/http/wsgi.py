@@ -231,19 +231,43 @@ class WsgiExchange(Exchange):
     cost, which would be paid on every request: most requests never wait.
     """
 
-    # Per-request state starts from these class-level defaults, as in
-    # Exchange: a request that has no body and a one-piece answer stores
-    # almost none of it.
-    _lock: LockType | None = None
-    _waiter: LockType | None = None
-    _body: list[bytes] | None = None
-    _queued = 0
-    _continue_asked = False
-    _disconnected = False
-    _in_flight = 0
-    _head_sent = False
-    _response_status: int | None = None
-    _response_headers: Any = None
+    __slots__ = (
+        "_body",
+        "_continue_asked",
+        "_disconnected",
+        "_head_sent",
+        "_in_flight",
+        "_lock",
+        "_queued",
+        "_response_headers",
+        "_response_status",
+        "_waiter",
+    )
+
+    def __init__(  # noqa: PLR0917  # the protocol's call, as in Exchange
+        self,
+        protocol: HttpProtocol,
+        method: str,
+        target: bytes,
+        raw_path: bytes,
+        query: bytes,
+        http_version: str,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+    ) -> None:
+        super().__init__(
+            protocol, method, target, raw_path, query, http_version, headers, keep_alive
+        )
+        self._lock: LockType | None = None
+        self._waiter: LockType | None = None
+        self._body: list[bytes] | None = None
+        self._queued = 0
+        self._continue_asked = False
+        self._disconnected = False
+        self._in_flight = 0
+        self._head_sent = False
+        self._response_status: int | None = None
+        self._response_headers: Any = None
 
     # ------------------------------------------------- loop thread side
 
