@@ -127,6 +127,45 @@ async def test_pipelined_responses_leave_in_one_write() -> None:
     assert transport.writes[0].count(b"HTTP/1.1 200 OK") == 16
 
 
+@pytest.mark.parametrize(
+    ("head", "version", "kept"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: t\r\n", "1.1", True),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n", "1.1", True),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n", "1.1", False),
+        (b"GET / HTTP/1.0\r\n", "1.0", False),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n", "1.0", True),
+        (b"GET / HTTP/1.0\r\nProxy-Connection: keep-alive\r\n", "1.0", True),
+        (b"GET / HTTP/1.0\r\nConnection: Keep-Alive, Upgrade\r\n", "1.0", True),
+        # llhttp keeps these alive; the server refuses the version.
+        (b"GET / HTTP/2.0\r\nHost: t\r\nConnection: keep-alive\r\n", None, False),
+        (b"GET / HTTP/0.9\r\nConnection: keep-alive\r\n", None, False),
+    ],
+)
+async def test_http_version_and_keep_alive_are_what_the_request_says(
+    head: bytes, version: str | None, kept: bool
+) -> None:
+    # The protocol knows HTTP/1.1 from llhttp's keep-alive answer when no
+    # Connection header could have changed it: each line here checks one
+    # way the shortcut could misread a request.
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["http_version"])
+        await hello(scope, receive, send)
+
+    protocol, transport, _ = connect(app)
+    protocol.data_received(head + b"\r\n")
+    await settle()
+    if version is None:
+        assert seen == []
+        assert transport.data.startswith(b"HTTP/1.1 505 ")
+    else:
+        assert seen == [version]
+        assert transport.data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert (not protocol.closing) is kept
+
+
 async def test_reset_connection_releases_protocol_and_timers() -> None:
     received: list[str] = []
 

@@ -61,7 +61,9 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _METHODS: dict[bytes, str] = {}
 
 # What the server itself reads from a request's headers (0: nothing).
-_HOST, _CONTENT_LENGTH, _EXPECT, _FORWARDED, _UPGRADE, _ACCEPT = range(1, 7)
+_HOST, _CONTENT_LENGTH, _EXPECT, _FORWARDED, _UPGRADE, _ACCEPT, _CONNECTION = range(
+    1, 8
+)
 _ROLES = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -71,14 +73,24 @@ _ROLES = {
     b"forwarded": _FORWARDED,
     b"upgrade": _UPGRADE,
     b"accept": _ACCEPT,
+    # llhttp reads both for keep-alive; see on_headers_complete.
+    b"connection": _CONNECTION,
+    b"proxy-connection": _CONNECTION,
 }
 
 # What the server noticed in a request's head that most requests do not
 # have, as bits of one integer that on_url resets with a single store:
 # "Expect: 100-continue", a proxy header, an Upgrade header, an Accept
-# naming text/event-stream. Bit operations are not specialized by CPython,
-# so the common request, with none of them, never does one.
-_SEEN_EXPECT, _SEEN_FORWARDED, _SEEN_UPGRADE, _SEEN_EVENTS = 1, 2, 4, 8
+# naming text/event-stream, a Connection header. Bit operations are not
+# specialized by CPython, so the common request, with none of them, never
+# does one.
+_SEEN_EXPECT, _SEEN_FORWARDED, _SEEN_UPGRADE, _SEEN_EVENTS, _SEEN_CONNECTION = (
+    1,
+    2,
+    4,
+    8,
+    16,
+)
 
 # Header names as received -> (the lowercased name ASGI and WSGI want, its
 # role). One lookup per header instead of lowering it and comparing it with
@@ -368,13 +380,24 @@ class HttpProtocol(asyncio.Protocol):
         elif role == _UPGRADE:
             self._seen |= _SEEN_UPGRADE
             self._upgrade_to = value
+        elif role == _CONNECTION:
+            self._seen |= _SEEN_CONNECTION
         elif value.lower().find(b"text/event-stream") >= 0:  # _ACCEPT
             self._seen |= _SEEN_EVENTS
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         self._in_head = False
-        version = parser.get_http_version()
+        keep_alive = parser.should_keep_alive()
+        seen = self._seen
+        if keep_alive and not (seen and seen & _SEEN_CONNECTION):
+            # Without a Connection header, llhttp keeps a connection alive
+            # only for HTTP/1.1, the one version it accepts with a minor
+            # number above 0: the version is known without asking httptools,
+            # which formats it into a new string each time (about 250 ns).
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
         # RFC 9112 section 3.2: a 1.1 request has exactly one Host header,
         # and no request may have two.
         if version == "1.1":
@@ -409,10 +432,9 @@ class HttpProtocol(asyncio.Protocol):
             if url.fragment or raw_path[:1] != b"/":
                 raise _LimitHit(400)
 
-        keep_alive = parser.should_keep_alive() and not self.closing
+        keep_alive = keep_alive and not self.closing
         kind = None
         exchange_class = self.server.exchange_class
-        seen = self._seen
         if seen and seen & (_SEEN_UPGRADE | _SEEN_EVENTS):
             kind = upgrade.request_kind(
                 method,
