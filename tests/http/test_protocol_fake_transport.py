@@ -266,7 +266,7 @@ async def test_stale_send_raises_and_writes_nothing() -> None:
     await settle()
     before = transport.data
     with pytest.raises(RuntimeError):
-        kept[0]({"type": "http.response.body", "body": b"LEAK"})
+        await kept[0]({"type": "http.response.body", "body": b"LEAK"})
     protocol.data_received(get("/second"))
     await settle()
     assert b"LEAK" not in transport.data
@@ -278,9 +278,13 @@ async def test_write_backpressure_makes_send_wait() -> None:
 
     async def streams(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        future = send({"type": "http.response.body", "body": b"a", "more_body": True})
-        waited.append(not future.done())
-        await future
+        sending = asyncio.ensure_future(
+            send({"type": "http.response.body", "body": b"a", "more_body": True})
+        )
+        for _ in range(10):
+            await asyncio.sleep(0)
+        waited.append(not sending.done())
+        await sending
         await send({"type": "http.response.body", "body": b"b"})
 
     protocol, transport, _ = connect(streams)
