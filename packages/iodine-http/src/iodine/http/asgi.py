@@ -143,20 +143,7 @@ class AsgiExchange(Exchange):
         "scope",
     )
 
-    def __init__(  # noqa: PLR0917  # the protocol's call, as in Exchange
-        self,
-        protocol: HttpProtocol,
-        method: str,
-        target: bytes,
-        raw_path: bytes,
-        query: bytes,
-        http_version: str,
-        headers: list[tuple[bytes, bytes]],
-        keep_alive: bool,
-    ) -> None:
-        super().__init__(
-            protocol, method, target, raw_path, query, http_version, headers, keep_alive
-        )
+    def _init_interface(self) -> None:
         # Body pieces the application has not received yet; made by the
         # first piece that has to wait (most requests have no body, or are
         # read as they come).

@@ -59,7 +59,7 @@ class Exchange:
     # that an instance shadows on its class, and an instance that gains
     # attributes after __init__ outgrows its inline values: both were
     # measured on this path (each read or store several times slower).
-    # Subclasses add slots of their own the same way.
+    # Subclasses add slots of their own and set them in _init_interface.
     __slots__ = (
         "__weakref__",
         "body_done",
@@ -128,6 +128,10 @@ class Exchange:
         self.remaining: int | None = None
         self.sent = 0
         self.started = time.perf_counter() if protocol.server.access_log else 0.0
+        self._init_interface()
+
+    def _init_interface(self) -> None:
+        """Set the slots an interface subclass adds (it must set them all)."""
 
     # ------------------------------------------- what the protocol calls
 

@@ -244,20 +244,7 @@ class WsgiExchange(Exchange):
         "_waiter",
     )
 
-    def __init__(  # noqa: PLR0917  # the protocol's call, as in Exchange
-        self,
-        protocol: HttpProtocol,
-        method: str,
-        target: bytes,
-        raw_path: bytes,
-        query: bytes,
-        http_version: str,
-        headers: list[tuple[bytes, bytes]],
-        keep_alive: bool,
-    ) -> None:
-        super().__init__(
-            protocol, method, target, raw_path, query, http_version, headers, keep_alive
-        )
+    def _init_interface(self) -> None:
         self._lock: LockType | None = None
         self._waiter: LockType | None = None
         self._body: list[bytes] | None = None
