@@ -267,8 +267,8 @@ class HttpProtocol(asyncio.Protocol):
         else:
             if self._in_head:
                 self._check_partial_head(len(data))
-        if not self._driving:
-            self._drive()
+        if self._active is None and not self._driving:
+            self._run_queued()
         self._uncork()
 
     def eof_received(self) -> bool:
@@ -479,10 +479,17 @@ class HttpProtocol(asyncio.Protocol):
     # ---------------------------------------------------------- running
 
     def _drive(self) -> None:
-        """Run queued exchanges until one is busy or none is left."""
-        self._driving = True
-        corked = self._corked
+        """Run queued exchanges, from a loop callback: corked, as in a read."""
         self._corked = True
+        self._run_queued()
+        self._uncork()
+
+    def _run_queued(self) -> None:
+        """Run queued exchanges until one is busy or none is left.
+
+        The caller corks the writes around it (see the module docstring).
+        """
+        self._driving = True
         try:
             queue = self._queue
             while self._active is None and queue:
@@ -494,8 +501,6 @@ class HttpProtocol(asyncio.Protocol):
                 self._send_error()
         finally:
             self._driving = False
-            if not corked:
-                self._uncork()
 
     def response_done(self, exchange: Exchange) -> None:
         """The active exchange's response is complete."""
