@@ -20,7 +20,8 @@ from iodine.core.connection import TICK_SECONDS, CloseReason, Connection
 from iodine.core.handlers import is_coroutine_function
 from iodine.core.hooks import Hooks
 from iodine.core.listeners import Listener
-from iodine.core.settings import KIB, Settings
+from iodine.core.memory import MMAP_THRESHOLD, TRIM_THRESHOLD, tune_malloc
+from iodine.core.settings import KIB, MIB, Settings
 from iodine.core.threads import ThreadPool
 from iodine.core.timers import Timer
 from iodine.core.version import VERSION
@@ -328,6 +329,13 @@ class Reactor:
         # Startup: hooks, the pool, then the sockets, timers and clients
         # registered before run().
         await self.hooks.fire("pre_start")
+        if self.settings.tune_malloc and tune_malloc():
+            logger.debug(
+                "malloc keeps blocks under %d KiB on the heap and up to %d MiB "
+                "of free memory.",
+                MMAP_THRESHOLD // KIB,
+                TRIM_THRESHOLD // MIB,
+            )
         self.pool = ThreadPool(self.settings.threads)
         self.pool.start()
         for listener in list(self._listeners):

@@ -43,6 +43,14 @@ class Settings:
         shutdown_timeout: Seconds a graceful stop waits for connections to
             finish (``on_shutdown``, flushing) and for busy threads before it
             closes what is left.
+        tune_malloc: On glibc, raise malloc's mmap and trim thresholds at
+            start-up so that memory freed after a large read or request body
+            is reused rather than given back to the kernel and faulted in
+            again on the next one (see :mod:`iodine.core.memory`). A process
+            then keeps up to 8 MiB of freed memory. Skipped when the
+            environment sets ``MALLOC_TRIM_THRESHOLD_``,
+            ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or a
+            ``glibc.malloc`` tunable.
     """
 
     threads: int = 8
@@ -51,6 +59,7 @@ class Settings:
     max_pending: int = 8 * MIB
     write_high_water: int = 64 * KIB
     shutdown_timeout: float = 10.0
+    tune_malloc: bool = True
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
