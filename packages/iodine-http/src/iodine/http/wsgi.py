@@ -5,7 +5,7 @@ two meet in an :class:`WsgiExchange`:
 
 * the request body flows loop -> thread under the exchange's lock, piece by
   piece as it arrives (``wsgi.input`` never needs the whole body in memory, and
-  reading pauses when the application falls 64 KiB behind); a request without
+  reading pauses when the application falls 256 KiB behind); a request without
   a body gets one shared empty ``wsgi.input``;
 * the response flows thread -> loop through ``HttpServer.post_from_thread``,
   one call per piece the application yields, so an iterable is sent as it is
@@ -35,6 +35,7 @@ import contextvars
 import logging
 import sys
 from _thread import LockType, allocate_lock
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
@@ -51,8 +52,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("iodine.http")
 
-# Request body bytes held for an application that reads slowly.
-_HIGH_WATER = 64 * 1024
+# Request body bytes held for an application that reads slowly. uvloop reads
+# up to 256,000 bytes at a time, so a single read never pauses reading on its
+# own: with a mark of 64 KiB every read of a large upload paused the socket
+# and woke the loop again to resume it, a third of the upload's cost.
+_HIGH_WATER = 256 * 1024
 
 # Response bytes a thread may have handed to the loop but not yet written.
 MAX_IN_FLIGHT = 256 * 1024
@@ -147,58 +151,105 @@ NO_BODY = EmptyBody()
 
 
 class RequestBody:
-    """``wsgi.input``: the request body, read as it arrives."""
+    """``wsgi.input``: the request body, read as it arrives.
+
+    The pieces the loop received are held as they are, with an offset into
+    the first, instead of being appended to one growing buffer: a read then
+    copies each byte at most once, and none when it takes a whole piece.
+    For a large upload that was most of the WSGI thread's time.
+    """
 
     def __init__(self, exchange: WsgiExchange) -> None:
         self._exchange = exchange
-        self._buffer = bytearray()
+        self._pieces: deque[bytes] = deque()
+        self._offset = 0  # bytes of the first piece already read
+        self._held = 0  # bytes held and not yet read
         self._eof = False
 
     def _fill(self) -> bool:
-        """Append the next piece to the buffer; False at the end of the body."""
+        """Take the pieces received since the last call (waiting for one);
+        False at the end of the body."""
         if self._eof:
             return False
-        data = self._exchange.pull()
-        if not data:
+        pieces = self._exchange.pull()
+        if not pieces:
             self._eof = True
             return False
-        self._buffer += data
+        self._pieces.extend(pieces)
+        for piece in pieces:
+            self._held += len(piece)
         return True
 
+    def _take(self, size: int) -> bytes:
+        """Remove and return the first ``size`` held bytes (0 < size <= held)."""
+        pieces = self._pieces
+        first = pieces[0]
+        offset = self._offset
+        self._held -= size
+        end = offset + size
+        if end <= len(first):
+            if end == len(first):
+                pieces.popleft()
+                self._offset = 0
+                if offset == 0:
+                    return first  # a whole piece: no copy at all
+            else:
+                self._offset = end
+            return first[offset:end]
+        parts: list[bytes | memoryview] = []
+        while size:
+            first = pieces[0]
+            available = len(first) - offset
+            if available <= size:
+                parts.append(memoryview(first)[offset:] if offset else first)
+                pieces.popleft()
+                offset = 0
+                size -= available
+            else:
+                parts.append(memoryview(first)[offset : offset + size])
+                offset += size
+                size = 0
+        self._offset = offset
+        return b"".join(parts)
+
+    def _newline_end(self, start: int) -> int:
+        """Where the first line ending at or after held byte ``start`` ends
+        (just past its "\\n"), or -1 if the held bytes have none."""
+        position = -self._offset  # where the current piece starts
+        for piece in self._pieces:
+            end = position + len(piece)
+            if end > start:
+                found = piece.find(b"\n", max(start - position, 0))
+                if found >= 0:
+                    return position + found + 1
+            position = end
+        return -1
+
     def read(self, size: int | None = -1) -> bytes:
-        buffer = self._buffer
         if size is None or size < 0:
             while self._fill():
                 pass
-            size = len(buffer)
+            size = self._held
         else:
-            while len(buffer) < size and self._fill():
+            while self._held < size and self._fill():
                 pass
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        return data
+            size = min(size, self._held)
+        return self._take(size) if size else b""
 
     def readline(self, size: int | None = -1) -> bytes:
-        buffer = self._buffer
         limit = -1 if size is None else size
-        start = 0
+        searched = 0
         while True:
-            end = buffer.find(b"\n", start)
+            end = self._newline_end(searched)
             if end >= 0:
-                end += 1
                 break
-            if 0 <= limit <= len(buffer):
+            searched = self._held
+            if 0 <= limit <= self._held or not self._fill():
+                end = self._held
                 break
-            start = len(buffer)
-            if not self._fill():
-                break
-        if end < 0:
-            end = len(buffer)
         if 0 <= limit < end:
             end = limit
-        data = bytes(buffer[:end])
-        del buffer[:end]
-        return data
+        return self._take(end) if end else b""
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         lines: list[bytes] = []
@@ -398,8 +449,9 @@ class WsgiExchange(Exchange):
             # to clear (the loop can no longer release it after this).
             self._waiter = None
 
-    def pull(self) -> bytes:
-        """The body received so far (waiting for some); b"" at its end."""
+    def pull(self) -> list[bytes]:
+        """The body pieces received since the last pull (waiting for one);
+        an empty list at the end of the body."""
         lock = self._lock
         assert lock is not None
         with lock:
@@ -414,13 +466,13 @@ class WsgiExchange(Exchange):
                 self._sleep()
             body = self._body
             if not body:
-                return b""
-            data = body[0] if len(body) == 1 else b"".join(body)
-            body.clear()
+                return []
+            # The loop starts a new list with its next piece.
+            self._body = None
             queued, self._queued = self._queued, 0
         if queued > _HIGH_WATER:
             self._post(self.protocol.resume_body)
-        return data
+        return body
 
     def _post(self, fn: Callable[..., object], *args: object) -> None:
         self.protocol.server.post_from_thread(fn, *args)
