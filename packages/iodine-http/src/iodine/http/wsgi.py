@@ -55,7 +55,7 @@ logger = logging.getLogger("iodine.http")
 # Request body bytes held for an application that reads slowly. uvloop reads
 # up to 256,000 bytes at a time, so a single read never pauses reading on its
 # own: with a mark of 64 KiB every read of a large upload paused the socket
-# and woke the loop again to resume it, a third of the upload's cost.
+# and woke the loop again to resume it: about a quarter of the upload's CPU.
 _HIGH_WATER = 256 * 1024
 
 # Response bytes a thread may have handed to the loop but not yet written.
