@@ -17,7 +17,7 @@ import pytest
 from iodine.core import memory
 
 pytestmark = pytest.mark.skipif(
-    memory.glibc_version() is None, reason="malloc tuning applies to glibc only"
+    not memory.on_glibc(), reason="malloc tuning applies to glibc only"
 )
 
 # Prints the minor page faults of 100 rounds of four 256,000-byte blocks

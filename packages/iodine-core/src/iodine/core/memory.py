@@ -47,15 +47,13 @@ _USER_TUNING = (
 )
 
 
-def glibc_version() -> str | None:
-    """glibc's version ("2.36"), or None where the C library is another."""
+def on_glibc() -> bool:
+    """Whether the C library is glibc, the one whose thresholds these are."""
     try:
         name = os.confstr("CS_GNU_LIBC_VERSION")
     except (AttributeError, ValueError, OSError):
-        return None
-    if not name or not name.startswith("glibc "):
-        return None
-    return name.split(" ", 1)[1]
+        return False
+    return bool(name and name.startswith("glibc "))
 
 
 def user_tuned(environ: Mapping[str, str] = os.environ) -> bool:
@@ -71,7 +69,7 @@ def tune_malloc() -> bool:
     Returns True if they were set; False on another C library, or when the
     environment already tunes malloc. Safe to call more than once.
     """
-    if glibc_version() is None or user_tuned():
+    if not on_glibc() or user_tuned():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

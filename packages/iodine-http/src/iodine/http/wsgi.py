@@ -176,8 +176,7 @@ class RequestBody:
             self._eof = True
             return False
         self._pieces.extend(pieces)
-        for piece in pieces:
-            self._held += len(piece)
+        self._held += sum(map(len, pieces))
         return True
 
     def _take(self, size: int) -> bytes:
