@@ -567,3 +567,74 @@ async def test_wsgi_status_lines_are_checked_every_time(
         assert await eventually(lambda: transport.data.count(answer) == 2)
     finally:
         await asyncio.to_thread(reactor.pool.shutdown, 2.0)
+
+
+def sized_or_streamed(body: list[bytes], streamed: bool) -> Any:
+    """A WSGI response body as a list (sent whole) or as a generator (sent
+    piece by piece): the two ways a response reaches the loop."""
+    if not streamed:
+        return body
+    return (piece for piece in body)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["list", "generator"])
+async def test_wsgi_invalid_header_is_500_and_the_connection_lives_on(
+    streamed: bool,
+) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/bad":
+            start_response("200 OK", [("X-Bad", "a\r\nInjected: yes")])
+        else:
+            start_response("200 OK", [("Content-Length", "2")])
+        return sized_or_streamed([b"ok"], streamed)
+
+    protocol, transport, reactor = connect(app)
+    reactor.pool.start()
+    try:
+        protocol.data_received(get("/bad"))
+        assert await eventually(lambda: b"HTTP/1.1 500 " in transport.data)
+        assert b"Injected" not in transport.data
+        protocol.data_received(get("/good"))
+        assert await eventually(lambda: transport.data.endswith(b"\r\n\r\nok"))
+        assert not transport.closed
+    finally:
+        await asyncio.to_thread(reactor.pool.shutdown, 2.0)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["list", "generator"])
+@pytest.mark.parametrize(
+    ("request_head", "expected_head", "expected_body"),
+    [
+        # HEAD: no body; sent whole, the length a GET would get.
+        (b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n", b"content-length: 5\r\n", b""),
+        # HTTP/1.0 without keep-alive: the body, then the connection closes.
+        (b"GET / HTTP/1.0\r\n\r\n", b"connection: close\r\n", b"hello"),
+    ],
+    ids=["head", "http-1.0"],
+)
+async def test_wsgi_response_framing_follows_the_request(
+    streamed: bool, request_head: bytes, expected_head: bytes, expected_body: bytes
+) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return sized_or_streamed([b"hel", b"lo"], streamed)
+
+    protocol, transport, reactor = connect(app)
+    reactor.pool.start()
+    try:
+        protocol.data_received(request_head)
+        assert await eventually(
+            lambda: transport.closed or b"\r\n\r\n" in transport.data
+        )
+        await settle()
+        head, _, body = transport.data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        if streamed and request_head.startswith(b"HEAD"):
+            # Streamed, the length is not known when the head goes out.
+            assert b"content-length" not in head
+            assert b"transfer-encoding" not in head
+        else:
+            assert expected_head in head + b"\r\n"
+        assert body == expected_body
+    finally:
+        await asyncio.to_thread(reactor.pool.shutdown, 2.0)

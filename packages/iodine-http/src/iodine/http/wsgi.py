@@ -72,6 +72,8 @@ UPGRADE_TCP_KEY = "iodine.upgrade.tcp"
 
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 
+_NO_START_RESPONSE = "the WSGI application did not call start_response"
+
 # Status lines seen, and their codes (see _status_code).
 _STATUS_CODES: dict[str, int] = {}
 
@@ -377,16 +379,34 @@ class WsgiExchange(Exchange):
             try:
                 self.start_response(*head)
             except ResponseError as exc:
-                logger.error(
-                    "The WSGI application gave an invalid response to %s %s: %s",
-                    self.method,
-                    self.target.decode("latin-1"),
-                    exc,
-                )
-                self._stop_thread()
-                self.fail()
+                self._invalid_response(exc)
                 return
         self.send_body(data, more)
+
+    def _deliver_whole(self, status: int, headers: Any, body: bytes) -> None:
+        """The whole response in one piece (a list or tuple body), the common
+        case: written with its head in one step when the head frames it."""
+        if self.state == DONE or self.protocol.is_closed:
+            return
+        try:
+            self.start_response(status, headers)
+        except ResponseError as exc:
+            self._invalid_response(exc)
+            return
+        if self._write_sized(body):
+            self.finish()
+        else:
+            self.send_body(body, False)
+
+    def _invalid_response(self, exc: ResponseError) -> None:
+        logger.error(
+            "The WSGI application gave an invalid response to %s %s: %s",
+            self.method,
+            self.target.decode("latin-1"),
+            exc,
+        )
+        self._stop_thread()
+        self.fail()
 
     def _failed(self) -> None:
         if self.state != DONE:
@@ -500,7 +520,16 @@ class WsgiExchange(Exchange):
             taken = None if kind is None else _taken(environ)
             if taken is None:
                 if isinstance(result, _SEQUENCES) and not self._head_sent:
-                    self._emit(b"".join(result), False)
+                    # Nothing to wait for or to count in flight: _emit's
+                    # work, less what only a streamed piece needs.
+                    body = b"".join(result)
+                    status = self._response_status
+                    if status is None:
+                        raise RuntimeError(_NO_START_RESPONSE)
+                    self._head_sent = True
+                    self.protocol.server.post_from_thread(
+                        self._deliver_whole, status, self._response_headers, body
+                    )
                 else:
                     for piece in result:
                         if piece:
@@ -600,7 +629,7 @@ class WsgiExchange(Exchange):
     def _emit(self, data: bytes, more: bool) -> None:
         status = self._response_status
         if status is None:
-            raise RuntimeError("the WSGI application did not call start_response")
+            raise RuntimeError(_NO_START_RESPONSE)
         if more:
             # Wait while the loop holds too much of this response unwritten.
             # The last piece never waits: the application holds it already,
