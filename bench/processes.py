@@ -288,6 +288,41 @@ def machine_busy(seconds: float = 0.3) -> float:
 QUIET_SHARE = 0.10
 QUIET_WAIT = 20.0
 
+# What the speed probe times: pure interpreter work, no I/O, no allocation
+# that grows. Its time says how fast the server's core runs Python right now.
+_PROBE = (
+    "import time\n"
+    "best = float('inf')\n"
+    "for _ in range(5):\n"
+    "    start = time.perf_counter()\n"
+    "    sum(range(1_000_000))\n"
+    "    best = min(best, time.perf_counter() - start)\n"
+    "print(best * 1000)\n"
+)
+
+
+def cpu_probe(cpu: str = SERVER_CPU) -> float | None:
+    """Milliseconds a fixed Python loop takes on ``cpu`` (best of 5), or None
+    if it could not be run.
+
+    The machines the bench runs on are shared: another guest on the same host
+    can halve the speed of a core for minutes without showing up in this
+    guest's CPU figures. Servers that run more of their work in Python lose
+    more in those minutes than servers whose I/O is compiled, so the ratios
+    of two reports are comparable only if their probes are close.
+    """
+    try:
+        done = subprocess.run(
+            ["taskset", "-c", cpu, sys.executable, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return float(done.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
 
 def wait_for_quiet() -> float:
     """Wait, bounded, until no CPU is busier than ``QUIET_SHARE``; return the

@@ -43,9 +43,12 @@ class Header:
     method: str
     versions: dict[str, str]
     revision: str = "unknown"
+    speed: str = ""
 
 
-def make_header(title: str, method: str, packages: Iterable[str]) -> Header:
+def make_header(
+    title: str, method: str, packages: Iterable[str], speed: str = ""
+) -> Header:
     """The report header for a run happening now, in this interpreter."""
     now = datetime.datetime.now(datetime.UTC)
     return Header(
@@ -60,6 +63,20 @@ def make_header(title: str, method: str, packages: Iterable[str]) -> Header:
         method=method,
         versions={name: package_version(name) for name in packages},
         revision=git_revision(),
+        speed=speed,
+    )
+
+
+def speed_line(probes: tuple[float | None, float | None]) -> str:
+    """The header's account of the server core's speed (``cpu_probe``)."""
+    before, after = probes
+    if before is None or after is None:
+        return ""
+    return (
+        f"`sum(range(1_000_000))` pinned to CPU 0 took {before:.1f} ms before "
+        f"the run and {after:.1f} ms after it (best of 5). A shared host can "
+        "slow a core down unseen; compare ratios only between reports whose "
+        "probes are close"
     )
 
 
@@ -205,6 +222,10 @@ def render(
         f"- Revision: {header.revision}",
         f"- Versions: {versions}",
         f"- Method: {header.method}",
+    ]
+    if header.speed:
+        parts.append(f"- Core speed: {header.speed}")
+    parts += [
         "",
         "## Scenarios",
         "",

@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.model import Failure, MeasureError, Sample, Scenario, Target
 from bench.processes import (
     ServerFailed,
+    cpu_probe,
     free_port,
     running_server,
     wait_for_quiet,
@@ -46,6 +47,8 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    # The server core's speed before and after the run (see cpu_probe).
+    probes: tuple[float | None, float | None] = (None, None)
 
 
 def run_suite(
@@ -71,6 +74,7 @@ def run_suite(
             print(f"[{suite}] {target.name}: unavailable ({target.unavailable})")
     runnable = [target for target in wanted if not target.unavailable]
 
+    before = cpu_probe()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"iodine-bench-{suite}-") as tmp:
         for run in range(options.runs):
@@ -90,6 +94,7 @@ def run_suite(
                         outcome=outcome,
                     )
     outcome.seconds = time.monotonic() - started
+    outcome.probes = (before, cpu_probe())
     return outcome
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.model import Bar, Scenario, Target, ratios, select, summarize
-from bench.report import Column, make_header, render, write_report
+from bench.report import Column, make_header, render, speed_line, write_report
 from bench.runner import Options, run_suite
 
 
@@ -62,7 +62,9 @@ def run(
         f"warm-up; median of {options.runs} run(s); the whole suite took "
         f"{outcome.seconds:.0f} s"
     )
-    header = make_header(suite.title, method, suite.packages)
+    header = make_header(
+        suite.title, method, suite.packages, speed=speed_line(outcome.probes)
+    )
     targets = {target.name: target for target in suite.targets}
     used = dict.fromkeys(name for _, names in plan for name in names)
     notes = [f"`{name}`: {targets[name].description}" for name in used]

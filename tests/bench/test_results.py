@@ -16,7 +16,8 @@ from bench.model import (
     select,
     summarize,
 )
-from bench.report import Column, Header, format_value, render, table
+from bench.processes import cpu_probe
+from bench.report import Column, Header, format_value, render, speed_line, table
 
 
 def _never(*_: object) -> Measured:
@@ -200,3 +201,31 @@ def test_report_has_setup_results_and_ratios() -> None:
         "| asgi-c100 | iodine-asgi / granian-asgi | 1.30x | >= 1.2x | meets |" in text
     )
     assert "- a note" in text
+    assert "Core speed" not in text  # no probe taken, no line
+
+
+def test_report_states_the_core_speed_probed_around_the_run() -> None:
+    line = speed_line((21.04, 38.96))
+    assert "took 21.0 ms before the run and 39.0 ms after it" in line
+    assert speed_line((21.0, None)) == ""
+    header = Header(
+        title="t",
+        date="d",
+        python="p",
+        machine="m",
+        command="c",
+        method="pinned",
+        versions={},
+        speed=line,
+    )
+    text = render(header, [], [], [])
+    assert f"- Core speed: {line}\n" in text
+
+
+def test_cpu_probe_times_python_on_the_server_core() -> None:
+    probe = cpu_probe()
+    assert probe is not None
+    # A million additions take milliseconds on any machine this runs on,
+    # never microseconds (not run) nor minutes.
+    assert 0.5 < probe < 5000
+    assert cpu_probe(cpu="no-such-cpu") is None
