@@ -160,6 +160,19 @@ def test_table_aligns_numbers_right_and_escapes_pipes() -> None:
     assert lines[2] == "| a\\|b | 1,000 |"
 
 
+def _header(speed: str = "") -> Header:
+    return Header(
+        title="iodine benchmark: HTTP",
+        date="2026-12-03 12:00 UTC",
+        python="CPython 3.13.0",
+        machine="Linux, 2 CPUs",
+        command="python -m bench http --runs 1",
+        method="pinned",
+        versions={"granian": "2.8.9"},
+        speed=speed,
+    )
+
+
 def test_report_has_setup_results_and_ratios() -> None:
     plan = select(SCENARIOS, TARGETS, ["asgi-c100"])
     samples = [
@@ -173,15 +186,7 @@ def test_report_has_setup_results_and_ratios() -> None:
     ]
     rows = summarize(plan, samples, [], {})
     found = ratios([Bar("asgi-c100", "iodine-asgi", "granian-asgi", 1.2)], rows)
-    header = Header(
-        title="iodine benchmark: HTTP",
-        date="2026-12-03 12:00 UTC",
-        python="CPython 3.13.0",
-        machine="Linux, 2 CPUs",
-        command="python -m bench http --runs 1",
-        method="pinned",
-        versions={"granian": "2.8.9"},
-    )
+    header = _header()
 
     text = render(
         header,
@@ -208,17 +213,7 @@ def test_report_states_the_core_speed_probed_around_the_run() -> None:
     line = speed_line((21.04, 38.96))
     assert "took 21.0 ms before the run and 39.0 ms after it" in line
     assert speed_line((21.0, None)) == ""
-    header = Header(
-        title="t",
-        date="d",
-        python="p",
-        machine="m",
-        command="c",
-        method="pinned",
-        versions={},
-        speed=line,
-    )
-    text = render(header, [], [], [])
+    text = render(_header(speed=line), [], [], [])
     assert f"- Core speed: {line}\n" in text
 
 
