@@ -28,6 +28,16 @@ logger = logging.getLogger("iodine.core")
 # net.core.somaxconn (4096 on current kernels), so asking for more gains nothing.
 BACKLOG = 2048
 
+# Connections the listener accepts itself per loop turn, on top of the one the
+# loop accepts. libuv (1.45 and later, so every current uvloop) takes a single
+# connection per turn and leaves the rest queued in the kernel until the next
+# poll. A loop busy with open connections turns every few milliseconds, so a
+# burst (clients reconnecting after a restart, a proxy opening its pool, a
+# benchmark's 1000 connections) waited there for seconds. A bound keeps one
+# turn from stalling the connections already open: setting up a connection
+# costs tens of microseconds, so 128 of them take a few milliseconds.
+ACCEPT_BATCH = 128
+
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
 
@@ -55,6 +65,10 @@ class Listener:
         self._protocol_factory = protocol_factory
         self._sock: socket.socket | None = _bind(endpoint)
         self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+        # Strong references: the loop keeps only weak ones to running tasks.
+        self._adopting: set[asyncio.Task[object]] = set()
         if endpoint.kind == "tcp":
             host, port = self._sock.getsockname()[:2]
             self.endpoint = Endpoint("tcp", host=host, port=port, service=service)
@@ -82,14 +96,72 @@ class Listener:
         sock = self._sock
         if sock is None or self._server is not None:
             return
+        self._loop = loop
         if self.endpoint.kind == "unix":
             self._server = await loop.create_unix_server(
-                self._protocol_factory, sock=sock, backlog=BACKLOG
+                self._accepted_by_loop, sock=sock, backlog=BACKLOG
             )
         else:
             self._server = await loop.create_server(
-                self._protocol_factory, sock=sock, backlog=BACKLOG
+                self._accepted_by_loop, sock=sock, backlog=BACKLOG
             )
+
+    def _accepted_by_loop(self) -> asyncio.BaseProtocol:
+        """The loop accepted a connection; others may be queued behind it.
+
+        The common case (nothing else waiting) costs one ``accept`` that finds
+        the queue empty, once per loop turn at most.
+        """
+        if not self._draining and self._loop is not None:
+            self._draining = True
+            self._loop.call_soon(self._drain)
+        return self._protocol_factory()
+
+    def _drain(self) -> None:
+        """Accept what is queued, up to :data:`ACCEPT_BATCH` connections.
+
+        Whatever is left keeps the socket readable, so the loop accepts one
+        more on its next turn and that starts the next batch.
+        """
+        self._draining = False
+        sock, loop = self._sock, self._loop
+        if sock is None or loop is None:
+            return
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                # The client gave up while queued; the next one may be fine.
+                continue
+            except OSError as exc:
+                # Out of descriptors or memory: the loop's own accept has the
+                # means to shed connections then (libuv keeps a spare
+                # descriptor for it), so leave the queue to it.
+                logger.debug("Accepting on %s: %s", self.url, exc)
+                return
+            self._adopt(loop, conn)
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+        """Hand a socket accepted here to the loop, as if the loop had."""
+        try:
+            task = loop.create_task(
+                loop.connect_accepted_socket(self._protocol_factory, conn)
+            )
+        except BaseException:
+            conn.close()
+            raise
+        if not task.done():
+            self._adopting.add(task)
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task[object]) -> None:
+        self._adopting.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The transport closed the socket; the protocol factory or the
+            # loop failed, which must not stop the listener.
+            logger.error("Could not set up a connection on %s.", self.url, exc_info=exc)
 
     def close(self) -> None:
         """Stop accepting connections. Safe from any thread, and more than once."""
