@@ -167,7 +167,8 @@ def test_listen_options_are_in_bytes_and_only_what_was_given(parse: Any) -> None
         "--root-path", "/api", "--max-header-line", "4", "--max-headers", "50",
         "--header-timeout", "2.5", "--max-connections", "100",
         "--fd-reserve", "32", "--server-header", "iodine", "-maxms", "64",
-        "-ping", "0", "--ws-compression",
+        "-ping", "0", "--ws-compression", "--ws-window-bits", "12",
+        "--ws-mem-level", "9",
     )  # fmt: skip
 
     assert options.listen_options() == {
@@ -188,8 +189,37 @@ def test_listen_options_are_in_bytes_and_only_what_was_given(parse: Any) -> None
         "max_message": 64 * 1024,
         "ping": 0,
         "websocket_compression": True,
+        "websocket_window_bits": 12,
+        "websocket_mem_level": 9,
     }
     assert parse().listen_options() == {"interface": "auto", "lifespan": "auto"}
+
+
+@pytest.mark.parametrize("flag", ["--ws-window-bits", "--ws-mem-level"])
+def test_compression_tuning_without_compression_is_refused(
+    parse: Any, flag: str
+) -> None:
+    options = parse(flag, "9")
+    with pytest.raises(UsageError, match=f"^{flag} tunes compression: add --ws-c"):
+        options.listen_options()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--ws-window-bits", "8"],
+        ["--ws-window-bits", "16"],
+        ["--ws-mem-level", "0"],
+        ["--ws-mem-level", "10"],
+    ],
+)
+def test_compression_tuning_out_of_zlibs_range_is_a_usage_error(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(["serve", "app:app", "--ws-compression", *args])
+    assert exit_info.value.code == 2
+    assert args[0] in capsys.readouterr().err
 
 
 def test_choices_ignore_case(parse: Any) -> None:

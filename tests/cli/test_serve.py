@@ -262,13 +262,16 @@ def test_websocket_options_reach_the_server(serve: StartServer, tmp_path: Path) 
     write_app(tmp_path, "ws_app.py", WS_APP)
     port = free_port()
     serve("ws_app:app", "-p", str(port), "-maxms", "1", "--ws-compression",
-          port=port)  # fmt: skip
+          "--ws-window-bits", "12", port=port)  # fmt: skip
 
     url = f"ws://127.0.0.1:{port}/"
     with connect(url, open_timeout=5) as ws:
-        # --ws-compression: the offer websockets makes by default is taken.
+        # --ws-compression: the offer websockets makes by default is taken,
+        # within the window --ws-window-bits allows.
         extensions = ws.response.headers.get("sec-websocket-extensions", "")
-        assert extensions.startswith("permessage-deflate")
+        assert extensions == (
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        )
         ws.send("x" * 1024)
         assert ws.recv(timeout=5) == "x" * 1024
         # -maxms 1: one byte over a KiB is refused with 1009.

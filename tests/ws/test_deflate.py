@@ -21,8 +21,10 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 from websockets.sync.client import ClientConnection, connect
 
 from iodine import CloseReason, Reactor
+from iodine.http.config import from_options
 from iodine.http.websocket import deflate, frames
 from iodine.http.websocket.frames import ProtocolError
+from iodine.http.websocket.handshake import accept_key
 from tests.http.conftest import Server
 from tests.ws.conftest import (
     Recorder,
@@ -344,6 +346,172 @@ def test_codec_output_decodes_with_the_agreed_window() -> None:
     payload = frame[2 if size < 126 else 4 :]
     inflater = zlib.decompressobj(wbits=-9)
     assert inflater.decompress(payload + _TAIL).decode() == text
+
+
+# ------------------------------------------- window and memLevel settings
+
+# Text whose deflate output differs with every window and memLevel used
+# below, so a payload equal to zlib's own says which settings made it.
+SAMPLE = bytes(random.Random(5).choices(b"abcdefghij ", k=6000)).decode()
+
+
+def deflated(bits: int, mem_level: int, *messages: str) -> bytes:
+    """The payload a sender with these settings puts on the wire for the
+    last of ``messages`` (the ones before it fill the window first)."""
+    compressor = zlib.compressobj(-1, zlib.DEFLATED, -bits, mem_level)
+    return [compress(m.encode(), compressor) for m in messages][-1]
+
+
+def payload_of(frame: bytes) -> bytes:
+    """The payload of one frame under 64 KiB, unmasked if masked."""
+    size = frame[1] & 0x7F
+    start = 2 if size < 126 else 4
+    if frame[1] & 0x80:
+        mask = frame[start : start + 4]
+        return frames.unmask(frame[start + 4 :], mask)
+    return frame[start:]
+
+
+def test_the_sample_tells_the_settings_apart() -> None:
+    settings = [(10, 4), (9, 1), (12, 9), (15, 8), (12, 4), (10, 9)]
+    assert len({deflated(bits, level, SAMPLE) for bits, level in settings}) == 6
+
+
+@pytest.mark.parametrize(("bits", "mem_level"), [(9, 1), (12, 9), (15, 8)])
+def test_the_server_compresses_with_its_settings(bits: int, mem_level: int) -> None:
+    agreement = deflate.negotiate(
+        ["permessage-deflate; client_max_window_bits"], bits, mem_level
+    )
+    assert agreement is not None
+    assert agreement.response.decode() == (
+        f"permessage-deflate; server_max_window_bits={bits}; "
+        f"client_max_window_bits={bits}"
+    )
+    frame = agreement.codec(MAX_MESSAGE).encode(SAMPLE)
+    assert payload_of(frame) == deflated(bits, mem_level, SAMPLE)
+
+
+def test_the_defaults_are_a_10_bit_window_and_mem_level_4() -> None:
+    agreement = deflate.negotiate(["permessage-deflate"])
+    assert agreement is not None
+    frame = agreement.codec(MAX_MESSAGE).encode(SAMPLE)
+    assert payload_of(frame) == deflated(10, 4, SAMPLE)
+
+
+@pytest.mark.parametrize(
+    ("answer", "bits"),
+    [
+        ("permessage-deflate; client_max_window_bits=15", 12),
+        ("permessage-deflate", 12),
+        ("permessage-deflate; client_max_window_bits=9", 9),  # the server's cap
+    ],
+)
+def test_the_client_compresses_with_its_settings(answer: str, bits: int) -> None:
+    agreement = deflate.accept([answer], 12, 9)
+    assert agreement.client_bits == bits
+    frame = agreement.codec(MAX_MESSAGE, client=True).encode(SAMPLE)
+    assert payload_of(frame) == deflated(bits, 9, SAMPLE)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_server_settings_reach_the_wire(
+    servers: Callable[..., Server], path: str
+) -> None:
+    server = servers(
+        websocket_compression=True,
+        websocket_window_bits=12,
+        websocket_mem_level=9,
+        max_message=MAX_MESSAGE,
+    )
+    client = RawDeflateClient(
+        server, path, b"permessage-deflate; client_max_window_bits"
+    )
+    try:
+        assert client.extensions == (
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        )
+        client.send(frames.TEXT, SAMPLE.encode())
+        _, payload, inflated = client.recv()
+        assert inflated == SAMPLE.encode()
+        # NativeEcho's two greetings went through the same compressor first.
+        sent_before = (
+            ["open websocket websocket /native", "subprotocol None"]
+            if path == "/native"
+            else []
+        )
+        assert payload == deflated(12, 9, *sent_before, SAMPLE)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("websocket_window_bits", 8),
+        ("websocket_window_bits", 16),
+        ("websocket_window_bits", True),
+        ("websocket_mem_level", 0),
+        ("websocket_mem_level", 10),
+        ("websocket_mem_level", 4.0),
+    ],
+)
+def test_settings_zlib_cannot_use_are_refused(option: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"^{option} must be a whole number"):
+        from_options({"websocket_compression": True, option: value})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("window_bits", 8), ("window_bits", 16), ("mem_level", 0), ("mem_level", 10)],
+)
+def test_client_settings_zlib_cannot_use_are_refused(
+    reactor: Reactor, option: str, value: int
+) -> None:
+    with pytest.raises(ValueError, match=f"^{option} must be a whole number"):
+        reactor.connect("ws://127.0.0.1:9/", handler=Recorder(), **{option: value})
+
+
+def test_our_client_settings_reach_the_wire(reactor: Reactor, runner: Runner) -> None:
+    wire = bytearray()
+
+    class Answerer:
+        """Answers the handshake allowing any client window, then keeps
+        what the client sends as it comes off the wire."""
+
+        def on_message(self, conn: Any, data: bytes) -> None:
+            if b"sec-websocket-key:" not in data.lower():
+                wire.extend(data)
+                return
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in data.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            conn.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                b"Sec-WebSocket-Extensions: permessage-deflate; "
+                b"client_max_window_bits=15\r\n\r\n" % accept_key(key).encode()
+            )
+
+    def one_frame() -> bool:
+        return len(wire) >= 4 and len(wire) >= 8 + int.from_bytes(wire[2:4], "big")
+
+    listener = reactor.listen(port=0, handler=Answerer)
+    recorder = Recorder(echo=False)
+    conn = reactor.connect(
+        f"ws://127.0.0.1:{listener.port}/",
+        handler=recorder,
+        compression=True,
+        window_bits=11,
+        mem_level=2,
+    )
+    runner.start()
+    assert recorder.opened.wait(5), conn.error
+    conn.write(SAMPLE)  # after the 101: what is sent before goes out plain
+    wait_for(one_frame)
+    assert wire[0] == 0xC1  # FIN, compressed, text
+    assert payload_of(bytes(wire)) == deflated(11, 2, SAMPLE)
 
 
 # -------------------------------------------------------------- sockets

@@ -110,6 +110,8 @@ class ServeOptions:
     max_message_kib: int | None = None
     ping: int | None = None
     ws_compression: bool = False
+    ws_window_bits: int | None = None
+    ws_mem_level: int | None = None
     tls: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -166,6 +168,13 @@ class ServeOptions:
             options["access_log"] = True
         if self.ws_compression:
             options["websocket_compression"] = True
+        elif self.ws_window_bits is not None or self.ws_mem_level is not None:
+            flag = (
+                "--ws-window-bits"
+                if self.ws_window_bits is not None
+                else "--ws-mem-level"
+            )
+            raise UsageError(f"{flag} tunes compression: add --ws-compression")
         given: dict[str, Any] = {
             "keep_alive": self.keep_alive,
             "max_body": _scaled(self.max_body_mib, MIB),
@@ -174,6 +183,8 @@ class ServeOptions:
             "max_headers": self.max_headers,
             "max_message": _scaled(self.max_message_kib, KIB),
             "ping": self.ping,
+            "websocket_window_bits": self.ws_window_bits,
+            "websocket_mem_level": self.ws_mem_level,
             "header_timeout": self.header_timeout,
             "max_connections": self.max_connections,
             "fd_reserve": self.fd_reserve,

@@ -347,6 +347,32 @@ def serve_command(
             rich_help_panel=WEBSOCKET,
         ),
     ] = False,
+    ws_window_bits: Annotated[
+        int | None,
+        typer.Option(
+            "--ws-window-bits",
+            metavar="BITS",
+            min=9,
+            max=15,
+            help="With --ws-compression, the largest compression window "
+            "(9-15: 512 B to 32 KiB) for both directions. Default 10.",
+            show_default=False,
+            rich_help_panel=WEBSOCKET,
+        ),
+    ] = None,
+    ws_mem_level: Annotated[
+        int | None,
+        typer.Option(
+            "--ws-mem-level",
+            metavar="LEVEL",
+            min=1,
+            max=9,
+            help="With --ws-compression, zlib's memLevel for the server's "
+            "compressor (1-9; 9 costs most memory). Default 4.",
+            show_default=False,
+            rich_help_panel=WEBSOCKET,
+        ),
+    ] = None,
     tls: Annotated[
         bool,
         typer.Option(
@@ -416,6 +442,8 @@ def serve_command(
         max_message_kib=max_message,
         ping=ping,
         ws_compression=ws_compression,
+        ws_window_bits=ws_window_bits,
+        ws_mem_level=ws_mem_level,
         tls=tls,
         tls_cert=tls_cert,
         tls_key=tls_key,

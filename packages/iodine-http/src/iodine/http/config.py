@@ -15,6 +15,15 @@ from iodine.http.proxy import TrustedProxies
 KIB = 1024
 MIB = 1024 * KIB
 
+# permessage-deflate, for connections that negotiate it: a 1 KiB window each
+# way and zlib memLevel 4. 9 window bits is the least zlib can compress with;
+# 10 keeps most of what a window buys for chat-sized JSON at a sixteenth of
+# the 15-bit default's memory. memLevel sets the compressor's hash tables: 8
+# (zlib's default) costs 128 KiB per connection, 4 costs 8 KiB for a slightly
+# worse ratio. The server and the client share these defaults.
+WEBSOCKET_WINDOW_BITS = 10
+WEBSOCKET_MEM_LEVEL = 4
+
 Interface = Literal["auto", "asgi", "wsgi"]
 LifespanMode = Literal["auto", "on", "off"]
 
@@ -53,6 +62,11 @@ class HttpConfig:
             before a ``: ping`` comment; 0 for none.
         websocket_compression: Negotiate permessage-deflate with clients that
             offer it (RFC 7692).
+        websocket_window_bits: With compression, the largest LZ77 window
+            (9-15: 512 B to 32 KiB) the server compresses with, and the
+            client's too when its offer lets the server limit it.
+        websocket_mem_level: With compression, zlib's memLevel (1-9) for the
+            server's compressor: the size of its hash tables.
     """
 
     interface: Interface = "auto"
@@ -129,6 +143,14 @@ class HttpConfig:
     # path (see docs/websocket.md for the measured cost per connection).
     websocket_compression: bool = False
 
+    # Each compressing connection keeps its zlib state for its whole life:
+    # zlib allocates about 300 KiB with its own defaults (15 and 8), and a
+    # server holds 28-30 KiB of RSS per connection with ours
+    # (docs/websocket.md). Larger values suit a few connections sending
+    # large messages.
+    websocket_window_bits: int = WEBSOCKET_WINDOW_BITS
+    websocket_mem_level: int = WEBSOCKET_MEM_LEVEL
+
     def validate(self) -> None:
         """Raise ValueError naming the first option that cannot work."""
         if self.interface not in ("auto", "asgi", "wsgi"):
@@ -160,6 +182,8 @@ class HttpConfig:
         _positive_int("max_message", self.max_message)
         if not isinstance(self.ping, int | float) or self.ping < 0:
             raise ValueError("ping must be a number of seconds >= 0 (0: no pings)")
+        check_whole_in("websocket_window_bits", self.websocket_window_bits, 9, 15)
+        check_whole_in("websocket_mem_level", self.websocket_mem_level, 1, 9)
         if self.server_header is not None and (
             not isinstance(self.server_header, str)
             or any(c in self.server_header for c in "\r\n\0")
@@ -170,6 +194,18 @@ class HttpConfig:
 def _positive_int(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+
+
+def check_whole_in(name: str, value: object, low: int, high: int) -> None:
+    """Raise ValueError unless ``value`` is an int from ``low`` to ``high``."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not low <= value <= high
+    ):
+        raise ValueError(
+            f"{name} must be a whole number from {low} to {high}, not {value!r}"
+        )
 
 
 _NAMES = frozenset(f.name for f in fields(HttpConfig))

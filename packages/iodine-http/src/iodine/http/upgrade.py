@@ -198,7 +198,11 @@ def switch(
                 f"(offered: {offered})"
             )
         if config.websocket_compression and request.extensions:
-            deflate = deflate_module().negotiate(request.extensions)
+            deflate = deflate_module().negotiate(
+                request.extensions,
+                config.websocket_window_bits,
+                config.websocket_mem_level,
+            )
             if deflate is not None:
                 extra.append((b"sec-websocket-extensions", deflate.response))
         head = handshake.accept_response(request.key, subprotocol, extra)

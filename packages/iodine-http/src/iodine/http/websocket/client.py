@@ -19,6 +19,11 @@ from urllib.parse import urlsplit
 from iodine.core import addresses
 from iodine.core.connection import Connection
 from iodine.core.reactor import Reactor
+from iodine.http.config import (
+    WEBSOCKET_MEM_LEVEL,
+    WEBSOCKET_WINDOW_BITS,
+    check_whole_in,
+)
 from iodine.http.upgrade import deflate_module
 from iodine.http.websocket import frames, handshake
 from iodine.http.websocket.connection import (
@@ -53,7 +58,10 @@ class _Handshake:
     __slots__ = ("compression", "key", "received", "subprotocols")
 
     def __init__(
-        self, key: bytes, subprotocols: Sequence[str], compression: bool
+        self,
+        key: bytes,
+        subprotocols: Sequence[str],
+        compression: tuple[int, int] | None,
     ) -> None:
         self.key = key
         self.subprotocols = list(subprotocols)
@@ -82,7 +90,7 @@ class WebSocketClient(WebSocketConnection):
         subprotocols: Sequence[str] = (),
         max_message: int = DEFAULT_MAX_MESSAGE,
         ping: float = DEFAULT_PING,
-        compression: bool = False,
+        compression: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(
             reactor, handler, max_message=max_message, ping=ping, client=True
@@ -148,10 +156,11 @@ class WebSocketClient(WebSocketConnection):
                 head,
                 state.key,
                 state.subprotocols,
-                extensions_offered=state.compression,
+                extensions_offered=state.compression is not None,
             )
             if response.extensions:
-                self._compress(response.extensions)
+                assert state.compression is not None  # checked just above
+                self._compress(response.extensions, *state.compression)
         except handshake.HandshakeError as exc:
             self._refused(exc)
             return
@@ -167,7 +176,9 @@ class WebSocketClient(WebSocketConnection):
             self._last_seen = self._reactor.now
             self.feed(leftover)
 
-    def _compress(self, extensions: list[str]) -> None:
+    def _compress(
+        self, extensions: list[str], window_bits: int, mem_level: int
+    ) -> None:
         """Frame and read messages with the permessage-deflate the server
         accepted from our offer, from the first message on.
 
@@ -176,7 +187,7 @@ class WebSocketClient(WebSocketConnection):
         """
         deflate = deflate_module()
         try:
-            agreement = deflate.accept(extensions)
+            agreement = deflate.accept(extensions, window_bits, mem_level)
         except ValueError as exc:
             raise handshake.HandshakeError(str(exc)) from None
         # The same object, now writing through the codec: messages written
@@ -223,8 +234,11 @@ def connect(
             ``subprotocols`` (names, in order of preference), ``ping``
             (seconds, default 40; 0 for none), ``max_message`` (bytes,
             default 256 KiB), ``compression`` (offer permessage-deflate;
-            off by default); core also passes ``timeout``, which sets
-            ``ping`` when given.
+            off by default), ``window_bits`` and ``mem_level`` (with
+            compression: the largest window the client compresses with,
+            9-15, default 10, and its compressor's zlib memLevel, 1-9,
+            default 4); core also passes ``timeout``, which sets ``ping``
+            when given.
 
     Returns:
         The connection; it opens once the handshake succeeds.
@@ -241,6 +255,10 @@ def connect(
     ping = float(options.pop("ping", timeout or DEFAULT_PING))
     max_message = int(options.pop("max_message", DEFAULT_MAX_MESSAGE))
     compression = bool(options.pop("compression", False))
+    window_bits = options.pop("window_bits", WEBSOCKET_WINDOW_BITS)
+    mem_level = options.pop("mem_level", WEBSOCKET_MEM_LEVEL)
+    check_whole_in("window_bits", window_bits, 9, 15)
+    check_whole_in("mem_level", mem_level, 1, 9)
     if options:
         raise TypeError(f"unexpected option(s) for ws://: {', '.join(options)}")
 
@@ -274,7 +292,7 @@ def connect(
         subprotocols=subprotocols,
         max_message=max_message,
         ping=ping,
-        compression=compression,
+        compression=(window_bits, mem_level) if compression else None,
     )
     reactor.open_client(conn, addresses.Endpoint("tcp", parts.hostname, port))
     return conn

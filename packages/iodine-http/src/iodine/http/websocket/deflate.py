@@ -7,12 +7,15 @@ frame path of ``frames``. wsproto is imported only here, so a server that
 never compresses never loads it.
 
 What a compressing connection costs is zlib state that lives as long as the
-connection does (context takeover, both directions). The window sizes and
-the compressor's memory level below are chosen for that; the figures come
-from ``tracemalloc`` over 200 zlib objects after one JSON message:
+connection does (context takeover, both directions). The default window size
+and compressor memory level (``config.WEBSOCKET_WINDOW_BITS`` and
+``WEBSOCKET_MEM_LEVEL``) are chosen for that, and both are settings
+(``websocket_window_bits``, ``websocket_mem_level``; ``window_bits`` and
+``mem_level`` for the client). The figures come from ``tracemalloc`` over 200
+zlib objects after one JSON message:
 
     deflate, 15-bit window, memLevel 8 (zlib's defaults):  262 KiB
-    deflate, 10-bit window, memLevel 4 (ours):              18 KiB
+    deflate, 10-bit window, memLevel 4 (our defaults):      18 KiB
     inflate, 15-bit window:                                40.5 KiB
     inflate, 10-bit window (ours, when the client allows):  9.5 KiB
 
@@ -37,21 +40,12 @@ from wsproto.frame_protocol import (
 )
 
 from iodine.core.connection import OPEN_STATE
+from iodine.http.config import WEBSOCKET_MEM_LEVEL, WEBSOCKET_WINDOW_BITS
 from iodine.http.websocket import frames
 from iodine.http.websocket.asgi import AsgiWebSocketConnection
 from iodine.http.websocket.client import WebSocketClient
 from iodine.http.websocket.connection import WebSocketConnection
 from iodine.http.websocket.frames import Decoder, Event, ProtocolError
-
-# A 1 KiB window each way. 9 is the least zlib can compress with; 10 keeps
-# most of what a window buys for chat-sized JSON at a sixteenth of the 15-bit
-# default's memory.
-SERVER_MAX_WINDOW_BITS = 10
-CLIENT_MAX_WINDOW_BITS = 10
-
-# zlib's memLevel sets the compressor's hash tables: 8 (its default) costs
-# 128 KiB per connection, 4 costs 8 KiB for a slightly worse ratio.
-MEM_LEVEL = 4
 
 _PARAMETERS = frozenset(
     (
@@ -75,6 +69,7 @@ class Agreement:
         server_no_context_takeover: The server resets its compressor after
             each message (the client asked for it).
         client_no_context_takeover: The client does likewise.
+        mem_level: zlib memLevel of this side's compressor.
     """
 
     response: bytes
@@ -82,6 +77,7 @@ class Agreement:
     client_bits: int
     server_no_context_takeover: bool
     client_no_context_takeover: bool
+    mem_level: int
 
     def codec(self, max_message: int, *, client: bool = False) -> DeflateCodec:
         """A fresh codec for one connection (a server's unless ``client``)."""
@@ -117,11 +113,18 @@ def _parse_offer(offer: str) -> dict[str, str | None] | None:
     return params
 
 
-def negotiate(offers: list[str]) -> Agreement | None:
+def negotiate(
+    offers: list[str],
+    window_bits: int = WEBSOCKET_WINDOW_BITS,
+    mem_level: int = WEBSOCKET_MEM_LEVEL,
+) -> Agreement | None:
     """Accept the first permessage-deflate offer the server can honour.
 
     Args:
         offers: The request's ``Sec-WebSocket-Extensions`` entries, in order.
+        window_bits: The largest window either side may use (9-15); the
+            client's only when its offer lets the server limit it.
+        mem_level: zlib memLevel of the server's compressor (1-9).
 
     Returns:
         The agreement, or None to go on without compression.
@@ -134,7 +137,7 @@ def negotiate(offers: list[str]) -> Agreement | None:
         # The server's window: at most what the client allows. zlib cannot
         # compress with an 8-bit window, so such an offer is declined.
         asked = params.get("server_max_window_bits")
-        server_bits = min(SERVER_MAX_WINDOW_BITS, int(asked) if asked else 15)
+        server_bits = min(window_bits, int(asked) if asked else 15)
         if server_bits < 9:
             continue
         parts = ["permessage-deflate"]
@@ -150,7 +153,7 @@ def negotiate(offers: list[str]) -> Agreement | None:
         client_bits = 15
         if "client_max_window_bits" in params:
             allowed = params["client_max_window_bits"]
-            client_bits = min(CLIENT_MAX_WINDOW_BITS, int(allowed or 15))
+            client_bits = min(window_bits, int(allowed or 15))
             parts.append(f"client_max_window_bits={client_bits}")
         return Agreement(
             "; ".join(parts).encode(),
@@ -160,17 +163,24 @@ def negotiate(offers: list[str]) -> Agreement | None:
             max(client_bits, 9),
             server_reset,
             client_reset,
+            mem_level,
         )
     return None
 
 
-def accept(extensions: list[str]) -> Agreement:
+def accept(
+    extensions: list[str],
+    window_bits: int = WEBSOCKET_WINDOW_BITS,
+    mem_level: int = WEBSOCKET_MEM_LEVEL,
+) -> Agreement:
     """Check a server's answer to the client's offer (``client.DEFLATE_OFFER``;
-    RFC 7692 section 7.1). The client compresses with at most
-    :data:`CLIENT_MAX_WINDOW_BITS`, whatever larger window the server allows.
+    RFC 7692 section 7.1).
 
     Args:
         extensions: The ``Sec-WebSocket-Extensions`` entries of the ``101``.
+        window_bits: The client compresses with at most this window (9-15),
+            whatever larger one the server allows.
+        mem_level: zlib memLevel of the client's compressor (1-9).
 
     Raises:
         ValueError: the answer is not one permessage-deflate this client can
@@ -182,7 +192,7 @@ def accept(extensions: list[str]) -> Agreement:
     if params is None:
         raise ValueError(f"invalid permessage-deflate answer: {extensions[0]!r}")
     server_bits = params.get("server_max_window_bits")
-    client_bits = CLIENT_MAX_WINDOW_BITS
+    client_bits = window_bits
     if "client_max_window_bits" in params:
         allowed = params["client_max_window_bits"]
         if allowed is None:
@@ -199,6 +209,7 @@ def accept(extensions: list[str]) -> Agreement:
         client_bits,
         "server_no_context_takeover" in params,
         "client_no_context_takeover" in params,
+        mem_level,
     )
 
 
@@ -207,7 +218,7 @@ class _Extension(PerMessageDeflate):
 
     Three changes: a message may not inflate past ``max_message`` (1009, and
     zlib stops there, so a small frame cannot make the server allocate a
-    huge one); the compressor uses :data:`MEM_LEVEL`; and a control frame
+    huge one); the compressor uses the agreement's memLevel; and a control frame
     leaves the state of messages alone. wsproto 1.2 resets it on a control
     frame between two fragments, which breaks the rest of the message, and
     takes a control frame between two messages for the start of an
@@ -223,6 +234,7 @@ class _Extension(PerMessageDeflate):
             server_max_window_bits=agreement.server_bits,
         )
         self._enabled = True
+        self.mem_level = agreement.mem_level
         self.max_message = max_message
         self.received = 0
 
@@ -309,7 +321,7 @@ class _Extension(PerMessageDeflate):
                 else self.server_max_window_bits
             )
             self._compressor = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -bits, MEM_LEVEL
+                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -bits, self.mem_level
             )
         return super().frame_outbound(proto, opcode, rsv, data, fin)
 
