@@ -210,6 +210,22 @@ def handshake_request(path: str = "/", extra: bytes = b"") -> tuple[bytes, bytes
     return request, key
 
 
+def deflate_answer(request: bytes, extensions: bytes) -> bytes:
+    """A server's ``101`` to a client's opening ``request``, choosing
+    ``extensions``: what a hand-written server says to test the client."""
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+        b"Sec-WebSocket-Extensions: %s\r\n\r\n"
+        % (handshake.accept_key(key).encode(), extensions)
+    )
+
+
 def start_server(
     app: str, log: Path, env: dict[str, str] | None = None, **options: Any
 ) -> Server:

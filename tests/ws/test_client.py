@@ -14,8 +14,8 @@ from websockets.sync.server import Server, ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from iodine import CloseReason, Reactor
-from iodine.http.websocket.handshake import HandshakeError, accept_key
-from tests.ws.conftest import Recorder, Runner, wait_for
+from iodine.http.websocket.handshake import HandshakeError
+from tests.ws.conftest import Recorder, Runner, deflate_answer, wait_for
 
 
 class ForeignServer:
@@ -194,17 +194,7 @@ def test_a_compression_answer_that_breaks_the_offer_fails_the_handshake(
 ) -> None:
     class Answers:
         def on_message(self, conn: Any, data: bytes) -> None:
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in data.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            conn.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
-                b"Sec-WebSocket-Extensions: %s\r\n\r\n"
-                % (accept_key(key).encode(), answer)
-            )
+            conn.write(deflate_answer(data, answer))
 
     listener = reactor.listen(port=0, handler=Answers)
     chatter = Recorder()

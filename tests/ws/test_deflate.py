@@ -24,12 +24,12 @@ from iodine import CloseReason, Reactor
 from iodine.http.config import from_options
 from iodine.http.websocket import deflate, frames
 from iodine.http.websocket.frames import ProtocolError
-from iodine.http.websocket.handshake import accept_key
 from tests.http.conftest import Server
 from tests.ws.conftest import (
     Recorder,
     Runner,
     ServerPool,
+    deflate_answer,
     handshake_request,
     read_frame,
     read_head,
@@ -482,17 +482,8 @@ def test_our_client_settings_reach_the_wire(reactor: Reactor, runner: Runner) ->
             if b"sec-websocket-key:" not in data.lower():
                 wire.extend(data)
                 return
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in data.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            conn.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
-                b"Sec-WebSocket-Extensions: permessage-deflate; "
-                b"client_max_window_bits=15\r\n\r\n" % accept_key(key).encode()
-            )
+            answer = b"permessage-deflate; client_max_window_bits=15"
+            conn.write(deflate_answer(data, answer))
 
     def one_frame() -> bool:
         return len(wire) >= 4 and len(wire) >= 8 + int.from_bytes(wire[2:4], "big")
