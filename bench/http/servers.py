@@ -118,6 +118,18 @@ def _gunicorn() -> Target:
     )
 
 
+def _floor() -> Target:
+    return Target(
+        name="uvloop-floor",
+        description=(
+            "not a peer: a bare asyncio.Protocol on uvloop + httptools answering "
+            "each request with the same bytes, no application interface "
+            "(http/floor_server.py)"
+        ),
+        command=lambda port: python("-m", "bench.http.floor_server", str(port)),
+    )
+
+
 def targets() -> list[Target]:
     """Every HTTP target, iodine first."""
     return [
@@ -127,4 +139,5 @@ def targets() -> list[Target]:
         _granian("asgi"),
         _granian("wsgi"),
         _gunicorn(),
+        _floor(),
     ]

@@ -15,6 +15,8 @@ from bench.suite import Suite
 IDLE_CONNECTIONS = 10_000
 
 ASGI = ("iodine-asgi", "granian-asgi", "uvicorn")
+# The hello-world scenarios also measure the floor (http/floor_server.py).
+ASGI_HELLO = (*ASGI, "uvloop-floor")
 WSGI = ("iodine-wsgi", "granian-wsgi", "gunicorn-gthread")
 
 
@@ -68,14 +70,14 @@ SCENARIOS = [
         name="asgi-c100",
         description="ASGI hello world, 100 keep-alive connections",
         unit="req/s",
-        targets=ASGI,
+        targets=ASGI_HELLO,
         measure=wrk_load(100),
     ),
     Scenario(
         name="asgi-c1000",
         description="ASGI hello world, 1000 keep-alive connections",
         unit="req/s",
-        targets=ASGI,
+        targets=ASGI_HELLO,
         measure=wrk_load(1000),
     ),
     Scenario(
@@ -85,7 +87,7 @@ SCENARIOS = [
             "(bench/http/lua/pipeline.lua); every response counts"
         ),
         unit="req/s",
-        targets=ASGI,
+        targets=ASGI_HELLO,
         measure=wrk_load(100, "pipeline.lua"),
     ),
     Scenario(
@@ -134,6 +136,13 @@ BARS = [
     # The peers against each other: a check that this machine behaves like
     # the one the figures come from (granian ~1.85x uvicorn there).
     Bar("asgi-c100", "granian-asgi", "uvicorn"),
+    # Against the floor: the share of it iodine keeps, and the most any
+    # server on uvloop + httptools could reach against each peer.
+    Bar("asgi-c100", "iodine-asgi", "uvloop-floor"),
+    Bar("asgi-c100", "uvloop-floor", "granian-asgi"),
+    Bar("asgi-c100", "uvloop-floor", "uvicorn"),
+    Bar("pipeline-16", "iodine-asgi", "uvloop-floor"),
+    Bar("pipeline-16", "uvloop-floor", "granian-asgi"),
 ]
 
 
