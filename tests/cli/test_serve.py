@@ -192,6 +192,20 @@ def test_http_option_value_rejected_by_the_service_is_a_usage_error(
     assert "root_path" in result.stderr
 
 
+def test_compression_tuning_without_compression_is_named_before_the_app(
+    tmp_path: Path,
+) -> None:
+    # The module does not exist: the command line's own mistake comes first.
+    result = run_iodine(
+        "serve", "no_such_module:app", "--ws-window-bits", "12", cwd=tmp_path
+    )
+
+    assert result.code == 2, result
+    assert result.error_lines == [
+        "iodine: usage error: --ws-window-bits tunes compression: add --ws-compression"
+    ], result.stderr
+
+
 @pytest.mark.parametrize("flag", ["-pid", "--pid"])
 def test_pid_file_is_written_at_start_and_removed_at_exit(
     serve: StartServer, asgi_dir: Path, tmp_path: Path, flag: str

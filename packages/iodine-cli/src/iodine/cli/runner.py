@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import iodine
 from iodine.cli.apps import load_app
@@ -39,6 +40,9 @@ def serve(options: ServeOptions) -> None:
             "missing APP: give module:attr or path/to/file.py[:attr] "
             "(see 'iodine serve --help')"
         )
+    # Checked before the application is imported: a wrong combination of
+    # options is the command line's fault, whatever the application does.
+    listen_options = options.listen_options()
 
     configure_logging(options)
     _apply_settings(options)
@@ -51,7 +55,7 @@ def serve(options: ServeOptions) -> None:
     except ValueError as exc:
         raise RuntimeFailure(str(exc)) from None
 
-    listener = _listen(loaded.app, options)
+    listener = _listen(loaded.app, options, listen_options)
 
     # Logged once iodine runs, after its start-up line, when its log handler
     # is in place.
@@ -84,14 +88,16 @@ def _apply_settings(options: ServeOptions) -> None:
         raise UsageError(str(exc)) from None
 
 
-def _listen(app: object, options: ServeOptions) -> iodine.Listener:
+def _listen(
+    app: object, options: ServeOptions, listen_options: dict[str, Any]
+) -> iodine.Listener:
     try:
         return iodine.listen(
             service="http",
             handler=app,
             port=options.port,
             address=options.bind,
-            **options.listen_options(),
+            **listen_options,
         )
     except iodine.ListenError as exc:
         message = exc.strerror or str(exc)
