@@ -103,6 +103,16 @@ def client_frame(
     return bytes((first,)) + length + mask + frames.unmask(payload, mask)
 
 
+def payload_of(frame: bytes) -> bytes:
+    """The payload of one frame under 64 KiB, unmasked if masked."""
+    size = frame[1] & 0x7F
+    start = 2 if size < 126 else 4
+    if frame[1] & 0x80:
+        mask = frame[start : start + 4]
+        return frames.unmask(frame[start + 4 :], mask)
+    return frame[start:]
+
+
 # ------------------------------------------------------ negotiate (no I/O)
 
 
@@ -342,10 +352,8 @@ def test_codec_output_decodes_with_the_agreed_window() -> None:
     text = "".join(random.choice("abcdef") for _ in range(600)) * 4
     frame = encoder.encode(text)
     assert frame[0] == 0xC1  # FIN, RSV1, text
-    size = frame[1] & 0x7F
-    payload = frame[2 if size < 126 else 4 :]
     inflater = zlib.decompressobj(wbits=-9)
-    assert inflater.decompress(payload + _TAIL).decode() == text
+    assert inflater.decompress(payload_of(frame) + _TAIL).decode() == text
 
 
 # ------------------------------------------- window and memLevel settings
@@ -360,16 +368,6 @@ def deflated(bits: int, mem_level: int, *messages: str) -> bytes:
     last of ``messages`` (the ones before it fill the window first)."""
     compressor = zlib.compressobj(-1, zlib.DEFLATED, -bits, mem_level)
     return [compress(m.encode(), compressor) for m in messages][-1]
-
-
-def payload_of(frame: bytes) -> bytes:
-    """The payload of one frame under 64 KiB, unmasked if masked."""
-    size = frame[1] & 0x7F
-    start = 2 if size < 126 else 4
-    if frame[1] & 0x80:
-        mask = frame[start : start + 4]
-        return frames.unmask(frame[start + 4 :], mask)
-    return frame[start:]
 
 
 def test_the_sample_tells_the_settings_apart() -> None:

@@ -65,7 +65,6 @@ class Listener:
         self._protocol_factory = protocol_factory
         self._sock: socket.socket | None = _bind(endpoint)
         self._server: asyncio.AbstractServer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
         # Strong references: the loop keeps only weak ones to running tasks.
         self._adopting: set[asyncio.Task[object]] = set()
@@ -96,7 +95,6 @@ class Listener:
         sock = self._sock
         if sock is None or self._server is not None:
             return
-        self._loop = loop
         if self.endpoint.kind == "unix":
             self._server = await loop.create_unix_server(
                 self._accepted_by_loop, sock=sock, backlog=BACKLOG
@@ -112,9 +110,9 @@ class Listener:
         The common case (nothing else waiting) costs one ``accept`` that finds
         the queue empty, once per loop turn at most.
         """
-        if not self._draining and self._loop is not None:
+        if not self._draining:
             self._draining = True
-            self._loop.call_soon(self._drain)
+            self._reactor.loop.call_soon(self._drain)
         return self._protocol_factory()
 
     def _drain(self) -> None:
@@ -124,9 +122,9 @@ class Listener:
         more on its next turn and that starts the next batch.
         """
         self._draining = False
-        sock, loop = self._sock, self._loop
-        if sock is None or loop is None:
-            return
+        sock, loop = self._sock, self._reactor.loop
+        if sock is None:
+            return  # closed since
         for _ in range(ACCEPT_BATCH):
             try:
                 conn, _ = sock.accept()

@@ -23,6 +23,9 @@ MIB = 1024 * KIB
 # worse ratio. The server and the client share these defaults.
 WEBSOCKET_WINDOW_BITS = 10
 WEBSOCKET_MEM_LEVEL = 4
+# What zlib can compress with: no 8-bit window, memLevel 1 to 9.
+WINDOW_BITS_RANGE = (9, 15)
+MEM_LEVEL_RANGE = (1, 9)
 
 Interface = Literal["auto", "asgi", "wsgi"]
 LifespanMode = Literal["auto", "on", "off"]
@@ -182,8 +185,10 @@ class HttpConfig:
         _positive_int("max_message", self.max_message)
         if not isinstance(self.ping, int | float) or self.ping < 0:
             raise ValueError("ping must be a number of seconds >= 0 (0: no pings)")
-        check_whole_in("websocket_window_bits", self.websocket_window_bits, 9, 15)
-        check_whole_in("websocket_mem_level", self.websocket_mem_level, 1, 9)
+        check_whole_in(
+            "websocket_window_bits", self.websocket_window_bits, WINDOW_BITS_RANGE
+        )
+        check_whole_in("websocket_mem_level", self.websocket_mem_level, MEM_LEVEL_RANGE)
         if self.server_header is not None and (
             not isinstance(self.server_header, str)
             or any(c in self.server_header for c in "\r\n\0")
@@ -196,8 +201,9 @@ def _positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
 
 
-def check_whole_in(name: str, value: object, low: int, high: int) -> None:
-    """Raise ValueError unless ``value`` is an int from ``low`` to ``high``."""
+def check_whole_in(name: str, value: object, bounds: tuple[int, int]) -> None:
+    """Raise ValueError unless ``value`` is an int within ``bounds`` (inclusive)."""
+    low, high = bounds
     if (
         not isinstance(value, int)
         or isinstance(value, bool)

@@ -20,8 +20,10 @@ from iodine.core import addresses
 from iodine.core.connection import Connection
 from iodine.core.reactor import Reactor
 from iodine.http.config import (
+    MEM_LEVEL_RANGE,
     WEBSOCKET_MEM_LEVEL,
     WEBSOCKET_WINDOW_BITS,
+    WINDOW_BITS_RANGE,
     check_whole_in,
 )
 from iodine.http.upgrade import deflate_module
@@ -257,8 +259,8 @@ def connect(
     compression = bool(options.pop("compression", False))
     window_bits = options.pop("window_bits", WEBSOCKET_WINDOW_BITS)
     mem_level = options.pop("mem_level", WEBSOCKET_MEM_LEVEL)
-    check_whole_in("window_bits", window_bits, 9, 15)
-    check_whole_in("mem_level", mem_level, 1, 9)
+    check_whole_in("window_bits", window_bits, WINDOW_BITS_RANGE)
+    check_whole_in("mem_level", mem_level, MEM_LEVEL_RANGE)
     if options:
         raise TypeError(f"unexpected option(s) for ws://: {', '.join(options)}")
 
